@@ -1,0 +1,187 @@
+#include "server/admin.h"
+
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "fieldsync/base/ids.h"
+#include "fieldsync/base/status_macros.h"
+#include "fieldsync/model/validate.h"
+#include "google/protobuf/util/time_util.h"
+#include "server/tracker.h"
+
+namespace fieldsync::server {
+
+namespace {
+
+constexpr int64_t kMaxTokenTtlSeconds = 10LL * 366 * 24 * 3600;
+
+template <typename Response, typename Row>
+Response PageOf(std::vector<Row>& rows, const PageRequest& page,
+                google::protobuf::RepeatedPtrField<Row>* (Response::*field)()) {
+  Response out;
+  out.set_next_page_token(FinishPage<Row>(rows, page, [](const Row& r) { return r.id(); }));
+  for (Row& r : rows) *(out.*field)()->Add() = std::move(r);
+  return out;
+}
+
+}  // namespace
+
+absl::StatusOr<v1::Partner> Admin::CreatePartner(const Principal& who, v1::Partner partner) {
+  FS_RETURN_IF_ERROR(model::ValidatePartner(partner));
+  if (partner.id().empty()) partner.set_id(NewUuidV7());
+  return store_.CreatePartner(partner, who.actor());
+}
+
+absl::StatusOr<v1::Partner> Admin::UpdatePartner(const Principal& who, v1::Partner partner) {
+  FS_RETURN_IF_ERROR(model::ValidateId("partner.id", partner.id(), /*allow_empty=*/false));
+  FS_RETURN_IF_ERROR(model::ValidatePartner(partner));
+  return store_.UpdatePartner(partner, who.actor());
+}
+
+absl::StatusOr<v1::Partner> Admin::GetPartner(const Principal& who, absl::string_view id) {
+  FS_RETURN_IF_ERROR(model::ValidateId("id", id, /*allow_empty=*/false));
+  return store_.GetPartner(id);
+}
+
+absl::StatusOr<v1::ListPartnersResponse> Admin::ListPartners(
+    const Principal& who, const v1::ListPartnersRequest& request) {
+  FS_ASSIGN_OR_RETURN(PageRequest page, PageFor(request.page_size(), request.page_token()));
+  FS_ASSIGN_OR_RETURN(std::vector<v1::Partner> rows, store_.ListPartners(page));
+  return PageOf(rows, page, &v1::ListPartnersResponse::mutable_partners);
+}
+
+absl::StatusOr<v1::User> Admin::CreateUser(const Principal& who, v1::User user) {
+  FS_RETURN_IF_ERROR(model::ValidateUser(user));
+  if (user.id().empty()) user.set_id(NewUuidV7());
+  return store_.CreateUser(user, who.actor());
+}
+
+absl::StatusOr<v1::ListUsersResponse> Admin::ListUsers(const Principal& who,
+                                                       const v1::ListUsersRequest& request) {
+  FS_ASSIGN_OR_RETURN(PageRequest page, PageFor(request.page_size(), request.page_token()));
+  FS_ASSIGN_OR_RETURN(std::vector<v1::User> rows, store_.ListUsers(page));
+  return PageOf(rows, page, &v1::ListUsersResponse::mutable_users);
+}
+
+absl::StatusOr<v1::Device> Admin::CreateDevice(const Principal& who, v1::Device device) {
+  FS_RETURN_IF_ERROR(model::ValidateDevice(device));
+  if (device.id().empty()) device.set_id(NewUuidV7());
+  return store_.CreateDevice(device, who.actor());
+}
+
+absl::StatusOr<v1::ListDevicesResponse> Admin::ListDevices(
+    const Principal& who, const v1::ListDevicesRequest& request) {
+  FS_RETURN_IF_ERROR(model::ValidateId("partner_id", request.partner_id(), /*allow_empty=*/true));
+  FS_ASSIGN_OR_RETURN(PageRequest page, PageFor(request.page_size(), request.page_token()));
+  FS_ASSIGN_OR_RETURN(std::vector<v1::Device> rows, store_.ListDevices(request.partner_id(), page));
+  return PageOf(rows, page, &v1::ListDevicesResponse::mutable_devices);
+}
+
+absl::StatusOr<v1::CreateTokenResponse> Admin::Issue(const Actor& actor, v1::Token token,
+                                                     int64_t ttl_seconds) {
+  std::string secret = NewTokenSecret();
+  token.set_id(NewUuidV7());
+  token.set_prefix(secret.substr(0, 8));
+  if (ttl_seconds > 0) {
+    *token.mutable_expires_at() = google::protobuf::util::TimeUtil::MicrosecondsToTimestamp(
+        absl::ToUnixMicros(absl::Now() + absl::Seconds(ttl_seconds)));
+  }
+  FS_ASSIGN_OR_RETURN(v1::Token stored, store_.CreateToken(token, HashTokenSecret(secret), actor));
+  v1::CreateTokenResponse out;
+  *out.mutable_token() = std::move(stored);
+  out.set_secret(std::move(secret));
+  return out;
+}
+
+absl::StatusOr<v1::CreateTokenResponse> Admin::CreateToken(const Principal& who,
+                                                           const v1::CreateTokenRequest& request) {
+  if (request.user_id().empty() == request.device_id().empty()) {
+    return absl::InvalidArgumentError("user_id: exactly one of user_id and device_id is required");
+  }
+  if (request.ttl_seconds() < 0 || request.ttl_seconds() > kMaxTokenTtlSeconds) {
+    return absl::InvalidArgumentError(absl::StrCat("ttl_seconds: must be within [0, ",
+                                                   kMaxTokenTtlSeconds, "], got ",
+                                                   request.ttl_seconds()));
+  }
+  if (request.label().size() > 200) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("label: must be at most 200 bytes, got ", request.label().size()));
+  }
+  v1::Token token;
+  token.set_label(request.label());
+  if (!request.user_id().empty()) {
+    FS_RETURN_IF_ERROR(model::ValidateId("user_id", request.user_id(), /*allow_empty=*/false));
+    absl::StatusOr<v1::User> user = store_.GetUser(request.user_id());
+    if (user.status().code() == absl::StatusCode::kNotFound) {
+      return absl::NotFoundError(absl::StrCat("user_id: user ", request.user_id(), " not found"));
+    }
+    FS_RETURN_IF_ERROR(user.status());
+    token.set_user_id(user->id());
+    token.set_role(user->role());
+    token.set_partner_id(user->partner_id());
+  } else {
+    FS_RETURN_IF_ERROR(model::ValidateId("device_id", request.device_id(), /*allow_empty=*/false));
+    absl::StatusOr<v1::Device> device = store_.GetDevice(request.device_id());
+    if (device.status().code() == absl::StatusCode::kNotFound) {
+      return absl::NotFoundError(
+          absl::StrCat("device_id: device ", request.device_id(), " not found"));
+    }
+    FS_RETURN_IF_ERROR(device.status());
+    token.set_device_id(device->id());
+    token.set_role(v1::ROLE_FIELD_DEVICE);
+    token.set_partner_id(device->partner_id());
+  }
+  return Issue(who.actor(), std::move(token), request.ttl_seconds());
+}
+
+absl::StatusOr<v1::ListTokensResponse> Admin::ListTokens(const Principal& who,
+                                                         const v1::ListTokensRequest& request) {
+  FS_RETURN_IF_ERROR(model::ValidateId("user_id", request.user_id(), /*allow_empty=*/true));
+  FS_RETURN_IF_ERROR(model::ValidateId("device_id", request.device_id(), /*allow_empty=*/true));
+  FS_ASSIGN_OR_RETURN(PageRequest page, PageFor(request.page_size(), request.page_token()));
+  FS_ASSIGN_OR_RETURN(std::vector<v1::Token> rows,
+                      store_.ListTokens(request.user_id(), request.device_id(), page));
+  return PageOf(rows, page, &v1::ListTokensResponse::mutable_tokens);
+}
+
+absl::StatusOr<v1::Token> Admin::RevokeToken(const Principal& who, absl::string_view id) {
+  FS_RETURN_IF_ERROR(model::ValidateId("id", id, /*allow_empty=*/false));
+  return store_.RevokeToken(id, who.actor());
+}
+
+v1::WhoAmIResponse Admin::WhoAmI(const Principal& who) {
+  v1::WhoAmIResponse out;
+  *out.mutable_token() = who.token;
+  out.set_name(who.name);
+  return out;
+}
+
+absl::StatusOr<v1::CreateTokenResponse> Admin::BootstrapAdminToken(absl::string_view name) {
+  Principal system = SystemPrincipal();
+  // Reuse the user if it exists, so that running the command twice gives a second token for
+  // the same admin rather than an error.
+  std::string user_id;
+  PageRequest page;
+  page.page_size = 1000;
+  while (user_id.empty()) {
+    FS_ASSIGN_OR_RETURN(std::vector<v1::User> users, store_.ListUsers(page));
+    for (const v1::User& u : users) {
+      if (u.name() == name && u.role() == v1::ROLE_ADMIN) user_id = u.id();
+    }
+    if (static_cast<int>(users.size()) < page.page_size) break;
+    page.after_id = users.back().id();
+  }
+  if (user_id.empty()) {
+    v1::User user;
+    user.set_name(std::string(name));
+    user.set_role(v1::ROLE_ADMIN);
+    FS_ASSIGN_OR_RETURN(v1::User created, CreateUser(system, user));
+    user_id = created.id();
+  }
+  v1::Token token;
+  token.set_user_id(user_id);
+  token.set_role(v1::ROLE_ADMIN);
+  token.set_label("bootstrap");
+  return Issue(system.actor(), std::move(token), 0);
+}
+
+}  // namespace fieldsync::server

@@ -1,0 +1,52 @@
+// Admin: partners, users, devices and tokens, with validation. AdminService only translates.
+//
+//   Admin admin(store);
+//   FS_ASSIGN_OR_RETURN(auto issued, admin.CreateToken(who, request));  // issued.secret()
+//
+// Thread-safe. Errors are those of model::Validate* and Store.
+#ifndef FIELDSYNC_SERVER_ADMIN_H_
+#define FIELDSYNC_SERVER_ADMIN_H_
+
+#include "absl/status/statusor.h"
+#include "fieldsync/v1/admin.pb.h"
+#include "server/auth.h"
+#include "server/store.h"
+
+namespace fieldsync::server {
+
+class Admin {
+ public:
+  explicit Admin(Store& store) : store_(store) {}
+
+  absl::StatusOr<v1::Partner> CreatePartner(const Principal& who, v1::Partner partner);
+  absl::StatusOr<v1::Partner> UpdatePartner(const Principal& who, v1::Partner partner);
+  absl::StatusOr<v1::Partner> GetPartner(const Principal& who, absl::string_view id);
+  absl::StatusOr<v1::ListPartnersResponse> ListPartners(const Principal& who,
+                                                        const v1::ListPartnersRequest& request);
+  absl::StatusOr<v1::User> CreateUser(const Principal& who, v1::User user);
+  absl::StatusOr<v1::ListUsersResponse> ListUsers(const Principal& who,
+                                                  const v1::ListUsersRequest& request);
+  absl::StatusOr<v1::Device> CreateDevice(const Principal& who, v1::Device device);
+  absl::StatusOr<v1::ListDevicesResponse> ListDevices(const Principal& who,
+                                                      const v1::ListDevicesRequest& request);
+  absl::StatusOr<v1::CreateTokenResponse> CreateToken(const Principal& who,
+                                                      const v1::CreateTokenRequest& request);
+  absl::StatusOr<v1::ListTokensResponse> ListTokens(const Principal& who,
+                                                    const v1::ListTokensRequest& request);
+  absl::StatusOr<v1::Token> RevokeToken(const Principal& who, absl::string_view id);
+  v1::WhoAmIResponse WhoAmI(const Principal& who);
+
+  // The first credential of a new database: creates (or reuses) the ADMIN user `name` and
+  // issues it a new token. For `fieldsyncd --create-admin-token`; anyone who can write the
+  // database file can do this, which is the trust boundary of the pilot setup.
+  absl::StatusOr<v1::CreateTokenResponse> BootstrapAdminToken(absl::string_view name);
+
+ private:
+  absl::StatusOr<v1::CreateTokenResponse> Issue(const Actor& actor, v1::Token token,
+                                                int64_t ttl_seconds);
+  Store& store_;
+};
+
+}  // namespace fieldsync::server
+
+#endif  // FIELDSYNC_SERVER_ADMIN_H_

@@ -1,0 +1,210 @@
+#include "server/schema.h"
+
+#include "absl/strings/str_cat.h"
+#include "fieldsync/base/status_macros.h"
+
+namespace fieldsync::server {
+
+namespace {
+
+// Each migration runs once, in order, in its own transaction, and is never edited after it
+// shipped: a change to the schema is a new entry at the end.
+//
+// Tables hold the current state of every document in typed columns (so that SQL can check
+// every indicator) plus its serialized protobuf payload (so that reads and sync return exactly
+// what was written). Enum columns hold the enum value's short name ('FUNCTIONAL', 'WELL').
+// Times are Unix microseconds.
+constexpr const char* kMigrations[] = {
+    // 1: the foundation.
+    R"sql(
+CREATE TABLE partners(
+  id TEXT PRIMARY KEY,
+  name TEXT NOT NULL UNIQUE,
+  countries TEXT NOT NULL,              -- comma-separated ISO 3166-1 alpha-2
+  payload BLOB NOT NULL,
+  version INTEGER NOT NULL,
+  created_at INTEGER NOT NULL, updated_at INTEGER NOT NULL,
+  created_by TEXT NOT NULL, updated_by TEXT NOT NULL);
+
+CREATE TABLE users(
+  id TEXT PRIMARY KEY,
+  name TEXT NOT NULL UNIQUE,
+  role TEXT NOT NULL,                   -- ADMIN, HQ_VIEWER, AUDITOR, FIELD_DEVICE
+  partner_id TEXT REFERENCES partners(id),
+  created_at INTEGER NOT NULL);
+
+CREATE TABLE devices(
+  id TEXT PRIMARY KEY,
+  partner_id TEXT NOT NULL REFERENCES partners(id),
+  name TEXT NOT NULL,
+  created_at INTEGER NOT NULL,
+  last_sync_at INTEGER);
+CREATE INDEX devices_by_partner ON devices(partner_id, id);
+
+CREATE TABLE tokens(
+  id TEXT PRIMARY KEY,
+  secret_sha256 TEXT NOT NULL UNIQUE,   -- hex SHA-256 of the bearer secret; the secret is never stored
+  user_id TEXT REFERENCES users(id),
+  device_id TEXT REFERENCES devices(id),
+  role TEXT NOT NULL,
+  partner_id TEXT,
+  label TEXT NOT NULL DEFAULT '',
+  prefix TEXT NOT NULL,
+  created_at INTEGER NOT NULL,
+  expires_at INTEGER,
+  revoked_at INTEGER,
+  CHECK ((user_id IS NULL) <> (device_id IS NULL)));
+
+CREATE TABLE projects(
+  id TEXT PRIMARY KEY,
+  partner_id TEXT NOT NULL REFERENCES partners(id),
+  kind TEXT NOT NULL,                   -- WELL, CATARACT, CLASSROOM
+  title TEXT NOT NULL,
+  country TEXT NOT NULL,
+  admin_area TEXT NOT NULL,
+  status TEXT NOT NULL,                 -- PLANNED, ACTIVE, COMPLETED, CANCELLED
+  start_date TEXT, end_date TEXT,
+  budget_minor INTEGER NOT NULL, currency TEXT,
+  donor TEXT NOT NULL, iati_identifier TEXT NOT NULL,
+  payload BLOB NOT NULL,
+  version INTEGER NOT NULL,
+  created_at INTEGER NOT NULL, updated_at INTEGER NOT NULL,
+  created_by TEXT NOT NULL, updated_by TEXT NOT NULL);
+CREATE INDEX projects_by_partner ON projects(partner_id, id);
+CREATE INDEX projects_by_country ON projects(country, id);
+
+CREATE TABLE sites(
+  id TEXT PRIMARY KEY,
+  project_id TEXT NOT NULL REFERENCES projects(id),
+  partner_id TEXT NOT NULL,
+  name TEXT NOT NULL,
+  latitude_deg REAL NOT NULL, longitude_deg REAL NOT NULL,
+  admin_area TEXT NOT NULL,
+  payload BLOB NOT NULL,
+  version INTEGER NOT NULL,
+  created_at INTEGER NOT NULL, updated_at INTEGER NOT NULL,
+  created_by TEXT NOT NULL, updated_by TEXT NOT NULL);
+CREATE INDEX sites_by_project ON sites(project_id, id);
+
+-- Every field record; partner_id and country are copied from the project (which cannot
+-- change partner) so that scoped lists and stats need no join.
+CREATE TABLE records(
+  id TEXT PRIMARY KEY,
+  kind TEXT NOT NULL,                   -- WELL, CATARACT_SURGERY, CLASSROOM_DONATION, EXPENDITURE
+  project_id TEXT NOT NULL REFERENCES projects(id),
+  site_id TEXT REFERENCES sites(id),
+  partner_id TEXT NOT NULL,
+  country TEXT NOT NULL,
+  record_date TEXT NOT NULL,
+  payload BLOB NOT NULL,
+  version INTEGER NOT NULL,
+  created_at INTEGER NOT NULL, updated_at INTEGER NOT NULL,
+  created_by TEXT NOT NULL, updated_by TEXT NOT NULL);
+CREATE INDEX records_by_project ON records(project_id, id);
+CREATE INDEX records_by_site ON records(site_id, id);
+CREATE INDEX records_by_partner ON records(partner_id, kind, record_date);
+CREATE INDEX records_by_kind_date ON records(kind, record_date);
+
+CREATE TABLE well_records(
+  record_id TEXT PRIMARY KEY REFERENCES records(id) ON DELETE CASCADE,
+  drilled_depth_m REAL NOT NULL, static_water_level_m REAL NOT NULL, yield_lph REAL NOT NULL,
+  water_source TEXT NOT NULL, extraction TEXT NOT NULL,
+  functional_status TEXT NOT NULL,      -- FUNCTIONAL, PARTLY_FUNCTIONAL, NOT_FUNCTIONAL
+  population_served INTEGER NOT NULL,
+  commissioned_date TEXT, visit_date TEXT NOT NULL);
+
+-- One row per test; a value not measured is NULL.
+CREATE TABLE water_quality_tests(
+  record_id TEXT NOT NULL REFERENCES records(id) ON DELETE CASCADE,
+  idx INTEGER NOT NULL,
+  tested_date TEXT NOT NULL,
+  ecoli_cfu_per_100ml REAL, turbidity_ntu REAL, arsenic_ug_per_l REAL, fluoride_mg_per_l REAL,
+  PRIMARY KEY (record_id, idx));
+
+CREATE TABLE cataract_surgeries(
+  record_id TEXT PRIMARY KEY REFERENCES records(id) ON DELETE CASCADE,
+  patient_ref TEXT NOT NULL, age_years INTEGER NOT NULL,
+  sex TEXT NOT NULL, eye TEXT NOT NULL, surgery_date TEXT NOT NULL,
+  surgeon_ref TEXT NOT NULL, technique TEXT NOT NULL, iol_implanted INTEGER NOT NULL,
+  preop_va TEXT NOT NULL,
+  complications INTEGER NOT NULL);     -- number of complications recorded
+
+-- presenting_va_decimal is the decimal acuity (6/18 = 0.333...); the WHO category is computed
+-- from it at query time so that the cut-off stays a parameter.
+CREATE TABLE cataract_follow_ups(
+  record_id TEXT NOT NULL REFERENCES records(id) ON DELETE CASCADE,
+  stage TEXT NOT NULL,                  -- DAY_1, WEEKS_1_3, WEEKS_4_12
+  visit_date TEXT NOT NULL,
+  presenting_va TEXT NOT NULL,
+  presenting_va_decimal REAL NOT NULL,
+  PRIMARY KEY (record_id, stage));
+
+CREATE TABLE classroom_donations(
+  record_id TEXT PRIMARY KEY REFERENCES records(id) ON DELETE CASCADE,
+  school_name TEXT NOT NULL, delivered_date TEXT NOT NULL, received_by TEXT NOT NULL,
+  condition TEXT NOT NULL, students_reached INTEGER NOT NULL, teachers_trained INTEGER NOT NULL);
+
+CREATE TABLE donation_items(
+  record_id TEXT NOT NULL REFERENCES records(id) ON DELETE CASCADE,
+  idx INTEGER NOT NULL,
+  item_type TEXT NOT NULL, quantity INTEGER NOT NULL, quantity_received INTEGER NOT NULL,
+  unit_value_minor INTEGER NOT NULL, currency TEXT,
+  PRIMARY KEY (record_id, idx));
+
+CREATE TABLE expenditures(
+  record_id TEXT PRIMARY KEY REFERENCES records(id) ON DELETE CASCADE,
+  amount_minor INTEGER NOT NULL, currency TEXT NOT NULL, category TEXT NOT NULL,
+  spent_date TEXT NOT NULL, receipt_ref TEXT NOT NULL);
+
+-- Append-only, hash-chained: hash = SHA-256(prev_hash || canonical bytes of the entry); see
+-- docs/ARCHITECTURE.md. seq is the server sequence and every document's version.
+CREATE TABLE change_log(
+  seq INTEGER PRIMARY KEY,
+  collection TEXT NOT NULL,
+  doc_id TEXT NOT NULL,
+  op TEXT NOT NULL,
+  actor_id TEXT NOT NULL,
+  device_id TEXT, device_seq INTEGER, hlc TEXT,
+  server_time INTEGER NOT NULL,
+  payload BLOB NOT NULL,
+  prev_hash TEXT NOT NULL,
+  hash TEXT NOT NULL);
+CREATE INDEX change_log_by_doc ON change_log(collection, doc_id, seq);
+CREATE TRIGGER change_log_no_update BEFORE UPDATE ON change_log
+  BEGIN SELECT RAISE(ABORT, 'change_log is append-only'); END;
+CREATE TRIGGER change_log_no_delete BEFORE DELETE ON change_log
+  BEGIN SELECT RAISE(ABORT, 'change_log is append-only'); END;
+)sql",
+};
+
+}  // namespace
+
+int LatestSchemaVersion() { return static_cast<int>(std::size(kMigrations)); }
+
+absl::Status Migrate(sqlite::Database& db) {
+  FS_RETURN_IF_ERROR(db.Exec(
+      "CREATE TABLE IF NOT EXISTS schema_migrations("
+      "version INTEGER PRIMARY KEY, applied_at TEXT NOT NULL DEFAULT (datetime('now')))"));
+  FS_ASSIGN_OR_RETURN(sqlite::Statement * q,
+                      db.Prepare("SELECT COALESCE(MAX(version), 0) FROM schema_migrations"));
+  FS_ASSIGN_OR_RETURN(bool row, q->Step());
+  int current = row ? static_cast<int>(q->ColumnInt(0)) : 0;
+  q->Reset();
+  if (current > LatestSchemaVersion()) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("database schema version ", current, " is newer than this fieldsyncd (",
+                     LatestSchemaVersion(), "); upgrade fieldsyncd"));
+  }
+  for (int v = current + 1; v <= LatestSchemaVersion(); ++v) {
+    FS_ASSIGN_OR_RETURN(auto tx, sqlite::Transaction::Begin(db, sqlite::Transaction::kImmediate));
+    FS_RETURN_IF_ERROR(db.Exec(kMigrations[v - 1]));
+    FS_ASSIGN_OR_RETURN(sqlite::Statement * ins,
+                        db.Prepare("INSERT INTO schema_migrations(version) VALUES(?)"));
+    ins->Bind(1, v);
+    FS_RETURN_IF_ERROR(ins->Run());
+    FS_RETURN_IF_ERROR(tx.Commit());
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace fieldsync::server

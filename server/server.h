@@ -1,0 +1,60 @@
+// FieldsyncServer: the gRPC server of fieldsyncd with its services, standard health checking
+// and reflection, over one Store.
+//
+//   FS_ASSIGN_OR_RETURN(auto server, FieldsyncServer::Start(options, *store));
+//   server->Wait();   // until Shutdown() from another thread
+#ifndef FIELDSYNC_SERVER_SERVER_H_
+#define FIELDSYNC_SERVER_SERVER_H_
+
+#include <memory>
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "server/store.h"
+
+namespace grpc {
+class Server;
+}
+
+namespace fieldsync::server {
+
+struct ServerOptions {
+  // host:port to listen on; port 0 lets the kernel pick (see FieldsyncServer::port()).
+  std::string listen = "127.0.0.1:50051";
+  // PEM certificate chain and private key; both empty for plaintext, both set for TLS.
+  std::string tls_cert_path;
+  std::string tls_key_path;
+  // Largest request message accepted, in bytes; larger ones get RESOURCE_EXHAUSTED.
+  // Default 4 MiB.
+  int max_receive_message_bytes = 4 << 20;
+};
+
+class FieldsyncServer {
+ public:
+  // Builds the services and starts listening. FAILED_PRECONDITION if the address cannot be
+  // bound or the TLS files cannot be read.
+  static absl::StatusOr<std::unique_ptr<FieldsyncServer>> Start(const ServerOptions& options,
+                                                                Store& store);
+  ~FieldsyncServer();
+
+  // The bound port.
+  int port() const { return port_; }
+  bool tls() const { return tls_; }
+  // Stops accepting calls, lets running ones finish for up to `grace`, then cancels them.
+  void Shutdown(absl::Duration grace);
+  // Blocks until the server has shut down.
+  void Wait();
+
+ private:
+  struct Services;
+  FieldsyncServer() = default;
+  std::unique_ptr<Services> services_;
+  std::unique_ptr<grpc::Server> server_;
+  int port_ = 0;
+  bool tls_ = false;
+};
+
+}  // namespace fieldsync::server
+
+#endif  // FIELDSYNC_SERVER_SERVER_H_

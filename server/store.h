@@ -1,0 +1,164 @@
+// The storage interface of fieldsyncd. SqliteStore implements it first; a PostgreSQL store for
+// several replicas must fit behind the same interface, so nothing here mentions SQLite.
+//
+//   FS_ASSIGN_OR_RETURN(auto store, SqliteStore::Open({.path = "data/fieldsync.db"}));
+//   FS_ASSIGN_OR_RETURN(v1::Project p, store->GetProject(id));
+//
+// The store checks what needs its data and must hold inside one transaction: referenced rows
+// exist (a record's project and site, a project's partner), a record's kind matches its
+// project's kind, ids are unique, optimistic versions match. Field validation, defaults and
+// authorization are the Tracker's job, before the store is called.
+//
+// Every write is atomic and durable when it returns OK, bumps the document's version to a new
+// server sequence number, and appends one entry to the hash-chained change log in the same
+// transaction.
+//
+// Errors: NOT_FOUND (missing id, named in the message), ALREADY_EXISTS (id or unique name
+// reused), FAILED_PRECONDITION (version mismatch, wrong project kind), INVALID_ARGUMENT (a
+// reference that does not exist, such as record.project_id), RESOURCE_EXHAUSTED (disk full),
+// UNAVAILABLE (database busy), INTERNAL (anything else).
+//
+// Thread-safety: all methods may be called concurrently.
+#ifndef FIELDSYNC_SERVER_STORE_H_
+#define FIELDSYNC_SERVER_STORE_H_
+
+#include <cstdint>
+#include <functional>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+#include "absl/time/time.h"
+#include "fieldsync/v1/admin.pb.h"
+#include "fieldsync/v1/domain.pb.h"
+#include "fieldsync/v1/tracker.pb.h"
+
+namespace fieldsync::server {
+
+// Who makes a change, for the audit fields and the change log.
+struct Actor {
+  // User or device id; "system" for the server's own writes (demo data).
+  std::string id;
+};
+
+// A restriction of reads to one partner's data. Empty partner_id: everything.
+struct Scope {
+  std::string partner_id;
+};
+
+// One page of a keyset-paged list.
+struct PageRequest {
+  // 1..1000.
+  int page_size = 100;
+  // Exclusive lower bound on the id: the last id of the previous page, or empty.
+  std::string after_id;
+};
+
+// A token as the authenticator needs it.
+struct TokenRecord {
+  v1::Token token;
+  // Name of the user or device the token belongs to.
+  std::string subject_name;
+};
+
+// One entry of the append-only change log.
+struct ChangeLogEntry {
+  int64_t seq = 0;
+  std::string collection;  // "partner", "project", "site", "record", ...
+  std::string doc_id;
+  std::string op;          // "create", "update", "delete"
+  std::string actor_id;
+  // Set for changes pushed by a device (sync); empty for changes made through the API.
+  std::string device_id;
+  int64_t device_seq = 0;
+  std::string hlc;
+  absl::Time server_time;
+  std::string payload;     // serialized document after the change
+  std::string prev_hash;   // hex
+  std::string hash;        // hex SHA-256(prev_hash bytes || canonical bytes of this entry)
+};
+
+class Store {
+ public:
+  virtual ~Store() = default;
+
+  // --- Partners, users, devices, tokens -------------------------------------------------------
+  virtual absl::StatusOr<v1::Partner> CreatePartner(const v1::Partner& partner,
+                                                    const Actor& actor) = 0;
+  virtual absl::StatusOr<v1::Partner> UpdatePartner(const v1::Partner& partner,
+                                                    const Actor& actor) = 0;
+  virtual absl::StatusOr<v1::Partner> GetPartner(absl::string_view id) = 0;
+  virtual absl::StatusOr<std::vector<v1::Partner>> ListPartners(const PageRequest& page) = 0;
+
+  virtual absl::StatusOr<v1::User> CreateUser(const v1::User& user, const Actor& actor) = 0;
+  virtual absl::StatusOr<v1::User> GetUser(absl::string_view id) = 0;
+  virtual absl::StatusOr<std::vector<v1::User>> ListUsers(const PageRequest& page) = 0;
+
+  virtual absl::StatusOr<v1::Device> CreateDevice(const v1::Device& device,
+                                                  const Actor& actor) = 0;
+  virtual absl::StatusOr<v1::Device> GetDevice(absl::string_view id) = 0;
+  virtual absl::StatusOr<std::vector<v1::Device>> ListDevices(absl::string_view partner_id,
+                                                              const PageRequest& page) = 0;
+
+  // Stores a token's metadata and the SHA-256 (hex) of its secret.
+  virtual absl::StatusOr<v1::Token> CreateToken(const v1::Token& token,
+                                                absl::string_view secret_sha256_hex,
+                                                const Actor& actor) = 0;
+  // Finds a token by the SHA-256 of its secret; NOT_FOUND if none. Revoked and expired
+  // tokens are returned too: the caller decides.
+  virtual absl::StatusOr<TokenRecord> FindToken(absl::string_view secret_sha256_hex) = 0;
+  virtual absl::StatusOr<std::vector<v1::Token>> ListTokens(absl::string_view user_id,
+                                                            absl::string_view device_id,
+                                                            const PageRequest& page) = 0;
+  // Marks a token revoked (idempotent: revoking twice keeps the first time).
+  virtual absl::StatusOr<v1::Token> RevokeToken(absl::string_view id, const Actor& actor) = 0;
+
+  // --- Projects, sites, records ---------------------------------------------------------------
+  virtual absl::StatusOr<v1::Project> CreateProject(const v1::Project& project,
+                                                    const Actor& actor) = 0;
+  // expected_version 0 means "any".
+  virtual absl::StatusOr<v1::Project> UpdateProject(const v1::Project& project,
+                                                    int64_t expected_version,
+                                                    const Actor& actor) = 0;
+  virtual absl::StatusOr<v1::Project> GetProject(absl::string_view id) = 0;
+  virtual absl::StatusOr<std::vector<v1::Project>> ListProjects(
+      const v1::ListProjectsRequest& filter, const Scope& scope, const PageRequest& page) = 0;
+
+  virtual absl::StatusOr<v1::Site> CreateSite(const v1::Site& site, const Actor& actor) = 0;
+  virtual absl::StatusOr<v1::Site> GetSite(absl::string_view id) = 0;
+  virtual absl::StatusOr<std::vector<v1::Site>> ListSites(absl::string_view project_id,
+                                                          const Scope& scope,
+                                                          const PageRequest& page) = 0;
+
+  // `record` arrives with kind and record_date already derived.
+  virtual absl::StatusOr<v1::Record> CreateRecord(const v1::Record& record,
+                                                  const Actor& actor) = 0;
+  virtual absl::StatusOr<v1::Record> UpdateRecord(const v1::Record& record,
+                                                  int64_t expected_version,
+                                                  const Actor& actor) = 0;
+  virtual absl::StatusOr<v1::Record> GetRecord(absl::string_view id) = 0;
+  virtual absl::StatusOr<std::vector<v1::Record>> ListRecords(
+      const v1::ListRecordsRequest& filter, const Scope& scope, const PageRequest& page) = 0;
+
+  // Indicators over the records matching `filter` within `scope`. Visual outcomes use the
+  // WHO thresholds (model::OutcomeThresholds defaults).
+  virtual absl::StatusOr<v1::GetStatsResponse> GetStats(const v1::GetStatsRequest& filter,
+                                                        const Scope& scope) = 0;
+
+  // Runs `fn` in one write transaction: every write `fn` makes through this store commits
+  // together or not at all. Used for bulk loads. `fn` must not call RunInTransaction again
+  // and must make its writes on the calling thread.
+  virtual absl::Status RunInTransaction(const std::function<absl::Status()>& fn) = 0;
+
+  // --- Change log -----------------------------------------------------------------------------
+  // Entries with seq > after_seq, at most `limit`, in order.
+  virtual absl::StatusOr<std::vector<ChangeLogEntry>> ReadChangeLog(int64_t after_seq,
+                                                                    int limit) = 0;
+};
+
+}  // namespace fieldsync::server
+
+#endif  // FIELDSYNC_SERVER_STORE_H_
