@@ -16,9 +16,10 @@
 #ifndef FIELDSYNC_MODEL_VALIDATE_H_
 #define FIELDSYNC_MODEL_VALIDATE_H_
 
-#include "absl/strings/string_view.h"
+#include <string>
 
 #include "absl/status/status.h"
+#include "absl/strings/string_view.h"
 #include "fieldsync/v1/admin.pb.h"
 #include "fieldsync/v1/domain.pb.h"
 
@@ -43,6 +44,9 @@ absl::Status ValidateOptionalDate(absl::string_view path, absl::string_view date
 bool IsCountryCode(absl::string_view code);
 // True for an active ISO 4217 alphabetic currency code (upper case), e.g. "USD", "UGX".
 bool IsCurrencyCode(absl::string_view code);
+// The number of decimal places of the currency's minor unit, as ISO 4217 defines it: 2 for
+// "USD", 0 for "UGX" and "VND", 3 for "BHD". -1 if IsCurrencyCode(code) is false.
+int CurrencyMinorUnits(absl::string_view code);
 // True for a real calendar date "YYYY-MM-DD" (leap years included) in 1900..2199.
 bool IsDate(absl::string_view date);
 
