@@ -1,5 +1,7 @@
 #include "server/admin.h"
 
+#include <cctype>
+
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "fieldsync/base/ids.h"
@@ -74,6 +76,80 @@ absl::StatusOr<v1::ListDevicesResponse> Admin::ListDevices(
   FS_ASSIGN_OR_RETURN(PageRequest page, PageFor(request.page_size(), request.page_token()));
   FS_ASSIGN_OR_RETURN(std::vector<v1::Device> rows, store_.ListDevices(request.partner_id(), page));
   return PageOf(rows, page, &v1::ListDevicesResponse::mutable_devices);
+}
+
+namespace {
+
+// Unambiguous when read aloud or typed on a phone: no 0/O, 1/I/L.
+constexpr char kCodeAlphabet[] = "ABCDEFGHJKMNPQRSTUVWXYZ23456789";
+constexpr int kCodeChars = 20;
+constexpr int64_t kDefaultEnrollmentTtlSeconds = 7 * 24 * 3600;
+constexpr int64_t kMaxEnrollmentTtlSeconds = 30 * 24 * 3600;
+
+// Upper-cases and drops dashes and spaces, so "abcd-efgh" and "ABCDEFGH" are the same code.
+std::string NormalizeCode(absl::string_view code) {
+  std::string out;
+  for (char c : code) {
+    if (c == '-' || c == ' ') continue;
+    out.push_back(static_cast<char>(std::toupper(static_cast<unsigned char>(c))));
+  }
+  return out;
+}
+
+}  // namespace
+
+absl::StatusOr<v1::CreateEnrollmentResponse> Admin::CreateEnrollment(
+    const Principal& who, const v1::CreateEnrollmentRequest& request) {
+  FS_RETURN_IF_ERROR(model::ValidateId("device_id", request.device_id(), /*allow_empty=*/false));
+  if (request.ttl_seconds() < 0 || request.ttl_seconds() > kMaxEnrollmentTtlSeconds) {
+    return absl::InvalidArgumentError(absl::StrCat("ttl_seconds: must be within [0, ",
+                                                   kMaxEnrollmentTtlSeconds, "], got ",
+                                                   request.ttl_seconds()));
+  }
+  absl::StatusOr<v1::Device> device = store_.GetDevice(request.device_id());
+  if (device.status().code() == absl::StatusCode::kNotFound) {
+    return absl::NotFoundError(absl::StrCat("device_id: device ", request.device_id(), " not found"));
+  }
+  FS_RETURN_IF_ERROR(device.status());
+  const int alphabet = sizeof(kCodeAlphabet) - 1;
+  std::string random = RandomBytes(kCodeChars);
+  std::string code;
+  for (int i = 0; i < kCodeChars; ++i) {
+    if (i > 0 && i % 4 == 0) code.push_back('-');
+    code.push_back(kCodeAlphabet[static_cast<unsigned char>(random[i]) % alphabet]);
+  }
+  int64_t ttl = request.ttl_seconds() == 0 ? kDefaultEnrollmentTtlSeconds : request.ttl_seconds();
+  absl::Time expires = absl::Now() + absl::Seconds(ttl);
+  FS_RETURN_IF_ERROR(store_.CreateEnrollment(device->id(), Sha256Hex(NormalizeCode(code)), expires,
+                                             who.actor()));
+  v1::CreateEnrollmentResponse out;
+  out.set_code(code);
+  *out.mutable_expires_at() =
+      google::protobuf::util::TimeUtil::MicrosecondsToTimestamp(absl::ToUnixMicros(expires));
+  return out;
+}
+
+absl::StatusOr<v1::EnrollResponse> Admin::Enroll(absl::string_view code) {
+  std::string normalized = NormalizeCode(code);
+  if (normalized.size() != kCodeChars) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("code: expected ", kCodeChars, " characters (dashes optional), got ",
+                     normalized.size()));
+  }
+  FS_ASSIGN_OR_RETURN(std::string device_id, store_.RedeemEnrollment(Sha256Hex(normalized)));
+  FS_ASSIGN_OR_RETURN(v1::Device device, store_.GetDevice(device_id));
+  v1::Token token;
+  token.set_device_id(device.id());
+  token.set_role(v1::ROLE_FIELD_DEVICE);
+  token.set_partner_id(device.partner_id());
+  token.set_label("enrollment");
+  FS_ASSIGN_OR_RETURN(v1::CreateTokenResponse issued,
+                      Issue(Actor{device.id()}, std::move(token), 0));
+  v1::EnrollResponse out;
+  out.set_device_id(device.id());
+  out.set_partner_id(device.partner_id());
+  out.set_token(issued.secret());
+  return out;
 }
 
 absl::StatusOr<v1::CreateTokenResponse> Admin::Issue(const Actor& actor, v1::Token token,

@@ -9,6 +9,7 @@
 
 #include "absl/status/statusor.h"
 #include "fieldsync/v1/admin.pb.h"
+#include "fieldsync/v1/sync.pb.h"
 #include "server/auth.h"
 #include "server/store.h"
 
@@ -29,6 +30,11 @@ class Admin {
   absl::StatusOr<v1::Device> CreateDevice(const Principal& who, v1::Device device);
   absl::StatusOr<v1::ListDevicesResponse> ListDevices(const Principal& who,
                                                       const v1::ListDevicesRequest& request);
+  absl::StatusOr<v1::CreateEnrollmentResponse> CreateEnrollment(
+      const Principal& who, const v1::CreateEnrollmentRequest& request);
+  // Redeems a one-time enrollment code for the device's token (SyncService.Enroll).
+  // NOT_FOUND for an unknown, used or expired code.
+  absl::StatusOr<v1::EnrollResponse> Enroll(absl::string_view code);
   absl::StatusOr<v1::CreateTokenResponse> CreateToken(const Principal& who,
                                                       const v1::CreateTokenRequest& request);
   absl::StatusOr<v1::ListTokensResponse> ListTokens(const Principal& who,

@@ -21,6 +21,8 @@ using v1::ROLE_HQ_VIEWER;
 struct Policy {
   const char* method;
   std::initializer_list<v1::Role> roles;
+  // Callable without a token (enrollment: the code is the credential).
+  bool public_call = false;
 };
 
 constexpr std::initializer_list<v1::Role> kEveryone = {ROLE_ADMIN, ROLE_HQ_VIEWER, ROLE_AUDITOR,
@@ -28,6 +30,7 @@ constexpr std::initializer_list<v1::Role> kEveryone = {ROLE_ADMIN, ROLE_HQ_VIEWE
 constexpr std::initializer_list<v1::Role> kAdmin = {ROLE_ADMIN};
 // Writers of field data: HQ admins and partner devices (scoped to their partner by the Tracker).
 constexpr std::initializer_list<v1::Role> kFieldWriters = {ROLE_ADMIN, ROLE_FIELD_DEVICE};
+constexpr std::initializer_list<v1::Role> kDevices = {ROLE_FIELD_DEVICE};
 
 // The one table of who may call what. A field device's reads and writes are further limited
 // to its partner's data by the Tracker.
@@ -44,6 +47,14 @@ const Policy kPolicies[] = {
     {"/fieldsync.v1.TrackerService/GetRecord", kEveryone},
     {"/fieldsync.v1.TrackerService/ListRecords", kEveryone},
     {"/fieldsync.v1.TrackerService/GetStats", kEveryone},
+    {"/fieldsync.v1.TrackerService/DeleteRecord", kFieldWriters},
+    {"/fieldsync.v1.TrackerService/ListConflicts", kEveryone},
+    {"/fieldsync.v1.TrackerService/ResolveConflict", kAdmin},
+    {"/fieldsync.v1.TrackerService/WatchChanges", kEveryone},
+    {"/fieldsync.v1.SyncService/Handshake", kDevices},
+    {"/fieldsync.v1.SyncService/Push", kDevices},
+    {"/fieldsync.v1.SyncService/Pull", kDevices},
+    {"/fieldsync.v1.SyncService/Enroll", {}, /*public_call=*/true},
     {"/fieldsync.v1.AdminService/CreatePartner", kAdmin},
     {"/fieldsync.v1.AdminService/UpdatePartner", kAdmin},
     {"/fieldsync.v1.AdminService/GetPartner", kAdmin},
@@ -52,6 +63,7 @@ const Policy kPolicies[] = {
     {"/fieldsync.v1.AdminService/ListUsers", kAdmin},
     {"/fieldsync.v1.AdminService/CreateDevice", kAdmin},
     {"/fieldsync.v1.AdminService/ListDevices", kAdmin},
+    {"/fieldsync.v1.AdminService/CreateEnrollment", kAdmin},
     {"/fieldsync.v1.AdminService/CreateToken", kAdmin},
     {"/fieldsync.v1.AdminService/ListTokens", kAdmin},
     {"/fieldsync.v1.AdminService/RevokeToken", kAdmin},
@@ -61,13 +73,25 @@ const Policy kPolicies[] = {
 constexpr absl::string_view kSecretPrefix = "fs_";
 constexpr size_t kSecretLength = 3 + 43;
 
+const Policy* PolicyFor(absl::string_view method) {
+  for (const Policy& p : kPolicies) {
+    if (method == p.method) return &p;
+  }
+  return nullptr;
+}
+
 }  // namespace
 
 std::vector<v1::Role> RolesFor(absl::string_view method) {
-  for (const Policy& p : kPolicies) {
-    if (method == p.method) return std::vector<v1::Role>(p.roles);
-  }
-  return {};
+  const Policy* p = PolicyFor(method);
+  if (p == nullptr) return {};
+  if (p->public_call) return {ROLE_ADMIN, ROLE_HQ_VIEWER, ROLE_AUDITOR, ROLE_FIELD_DEVICE};
+  return std::vector<v1::Role>(p->roles);
+}
+
+bool IsPublic(absl::string_view method) {
+  const Policy* p = PolicyFor(method);
+  return p != nullptr && p->public_call;
 }
 
 std::vector<std::string> PolicyMethods() {
@@ -92,6 +116,7 @@ std::string HashTokenSecret(absl::string_view secret) { return Sha256Hex(secret)
 
 absl::StatusOr<Principal> Authenticator::Authorize(absl::string_view authorization,
                                                    absl::string_view method) const {
+  if (IsPublic(method)) return Principal();
   if (authorization.empty()) {
     return absl::UnauthenticatedError(
         "missing credentials: send metadata \"authorization: Bearer <token>\"");

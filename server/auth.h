@@ -56,8 +56,12 @@ class Authenticator {
 // The server itself acting as ADMIN (demo data, bootstrap); its changes are logged as "system".
 Principal SystemPrincipal();
 
-// The roles allowed to call `method`; empty if the method is unknown.
+// The roles allowed to call `method`; empty if the method is unknown. A public method (one
+// that needs no token, see IsPublic) allows every role.
 std::vector<v1::Role> RolesFor(absl::string_view method);
+// True for methods callable without a token (SyncService.Enroll: the code is the credential).
+// Authorize returns an empty Principal for them.
+bool IsPublic(absl::string_view method);
 // Every method the policy table names.
 std::vector<std::string> PolicyMethods();
 

@@ -15,7 +15,9 @@ namespace {
 // what was written). Enum columns hold the enum value's short name ('FUNCTIONAL', 'WELL').
 // Times are Unix microseconds.
 constexpr const char* kMigrations[] = {
-    // 1: the foundation.
+    // 1: the foundation. Every project, site and record is stored three ways in one transaction:
+    // as a document of fields with their clocks (docs, doc_fields: what the merge works on and
+    // devices pull), as its payload, and as typed columns (what indicators and auditors read).
     R"sql(
 CREATE TABLE partners(
   id TEXT PRIMARY KEY,
@@ -38,7 +40,8 @@ CREATE TABLE devices(
   partner_id TEXT NOT NULL REFERENCES partners(id),
   name TEXT NOT NULL,
   created_at INTEGER NOT NULL,
-  last_sync_at INTEGER);
+  last_sync_at INTEGER,
+  acked_device_seq INTEGER NOT NULL DEFAULT 0);  -- highest device_seq applied
 CREATE INDEX devices_by_partner ON devices(partner_id, id);
 
 CREATE TABLE tokens(
@@ -174,6 +177,55 @@ CREATE TRIGGER change_log_no_update BEFORE UPDATE ON change_log
   BEGIN SELECT RAISE(ABORT, 'change_log is append-only'); END;
 CREATE TRIGGER change_log_no_delete BEFORE DELETE ON change_log
   BEGIN SELECT RAISE(ABORT, 'change_log is append-only'); END;
+CREATE TABLE docs(
+  collection TEXT NOT NULL,
+  doc_id TEXT NOT NULL,
+  partner_id TEXT NOT NULL,             -- the sync scope the document belongs to
+  seq INTEGER NOT NULL,                 -- change_log seq of its last change (pull order)
+  deleted INTEGER NOT NULL DEFAULT 0,
+  payload BLOB NOT NULL,                -- canonical payload (fieldsync/sync/document.h)
+  PRIMARY KEY (collection, doc_id));
+CREATE INDEX docs_by_scope ON docs(partner_id, seq);
+
+CREATE TABLE doc_fields(
+  collection TEXT NOT NULL,
+  doc_id TEXT NOT NULL,
+  path TEXT NOT NULL,
+  value BLOB NOT NULL,
+  hlc TEXT NOT NULL,
+  seq INTEGER NOT NULL,
+  PRIMARY KEY (collection, doc_id, path));
+
+-- XOR-of-SHA-256 over the live documents of each scope, kept up to date by every write.
+CREATE TABLE scope_checksums(
+  partner_id TEXT PRIMARY KEY,
+  digest BLOB NOT NULL,
+  documents INTEGER NOT NULL);
+
+-- (device_id, device_seq) is the idempotency key of a pushed change.
+CREATE UNIQUE INDEX change_log_by_device ON change_log(device_id, device_seq)
+  WHERE device_id IS NOT NULL;
+
+CREATE TABLE conflicts(
+  id TEXT PRIMARY KEY,
+  collection TEXT NOT NULL, doc_id TEXT NOT NULL, partner_id TEXT NOT NULL,
+  path TEXT NOT NULL,
+  winning_value BLOB NOT NULL, winning_hlc TEXT NOT NULL, winning_writer TEXT NOT NULL,
+  losing_value BLOB NOT NULL, losing_hlc TEXT NOT NULL, losing_writer TEXT NOT NULL,
+  seq INTEGER NOT NULL,
+  detected_at INTEGER NOT NULL,
+  status TEXT NOT NULL,                 -- OPEN, RESOLVED
+  resolved_by TEXT, resolved_at INTEGER, resolution TEXT);
+CREATE INDEX conflicts_by_status ON conflicts(status, id);
+CREATE INDEX conflicts_by_doc ON conflicts(doc_id, id);
+
+-- One-time enrollment codes; only their SHA-256 is kept.
+CREATE TABLE enrollments(
+  code_sha256 TEXT PRIMARY KEY,
+  device_id TEXT NOT NULL REFERENCES devices(id),
+  created_at INTEGER NOT NULL,
+  expires_at INTEGER NOT NULL,
+  used_at INTEGER);
 )sql",
 };
 

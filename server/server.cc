@@ -18,13 +18,15 @@ namespace fieldsync::server {
 
 struct FieldsyncServer::Services {
   explicit Services(Store& store)
-      : auth(store), tracker(store), admin(store), tracker_service(auth, tracker),
-        admin_service(auth, admin) {}
+      : auth(store), tracker(store), admin(store), syncer(store, admin),
+        tracker_service(auth, tracker), admin_service(auth, admin), sync_service(auth, syncer) {}
   Authenticator auth;
   Tracker tracker;
   Admin admin;
+  Syncer syncer;
   TrackerServiceImpl tracker_service;
   AdminServiceImpl admin_service;
+  SyncServiceImpl sync_service;
 };
 
 namespace {
@@ -72,6 +74,7 @@ absl::StatusOr<std::unique_ptr<FieldsyncServer>> FieldsyncServer::Start(
   builder.AddListeningPort(options.listen, creds, &s->port_);
   builder.RegisterService(&s->services_->tracker_service);
   builder.RegisterService(&s->services_->admin_service);
+  builder.RegisterService(&s->services_->sync_service);
   builder.SetMaxReceiveMessageSize(options.max_receive_message_bytes);
   // Field links are paid by the byte: compress responses for clients that accept gzip.
   builder.SetDefaultCompressionAlgorithm(GRPC_COMPRESS_GZIP);

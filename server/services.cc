@@ -7,6 +7,17 @@ namespace fieldsync::server {
 namespace {
 constexpr char kTracker[] = "fieldsync.v1.TrackerService";
 constexpr char kAdmin[] = "fieldsync.v1.AdminService";
+constexpr char kSync[] = "fieldsync.v1.SyncService";
+
+// A server stream: authorize, then run `op(principal)` which writes to the stream itself.
+template <typename Op>
+grpc::Status HandleStream(const Authenticator& auth, grpc::ServerContext* ctx,
+                          absl::string_view service, absl::string_view method, Op&& op) {
+  absl::StatusOr<Principal> who =
+      auth.Authorize(AuthorizationOf(*ctx), absl::StrCat("/", service, "/", method));
+  if (!who.ok()) return ToGrpcStatus(who.status());
+  return ToGrpcStatus(op(*who));
+}
 }  // namespace
 
 // --- TrackerServiceImpl ---
@@ -92,6 +103,37 @@ grpc::Status TrackerServiceImpl::GetStats(grpc::ServerContext* ctx, const v1::Ge
                 [&](const Principal& who) { return tracker_.GetStats(who, *req); });
 }
 
+grpc::Status TrackerServiceImpl::DeleteRecord(grpc::ServerContext* ctx,
+                                              const v1::DeleteRecordRequest* req,
+                                              v1::Record* resp) {
+  return Handle(auth_, ctx, kTracker, "DeleteRecord", resp,
+                [&](const Principal& who) { return tracker_.DeleteRecord(who, req->id()); });
+}
+
+grpc::Status TrackerServiceImpl::ListConflicts(grpc::ServerContext* ctx,
+                                               const v1::ListConflictsRequest* req,
+                                               v1::ListConflictsResponse* resp) {
+  return Handle(auth_, ctx, kTracker, "ListConflicts", resp,
+                [&](const Principal& who) { return tracker_.ListConflicts(who, *req); });
+}
+
+grpc::Status TrackerServiceImpl::ResolveConflict(grpc::ServerContext* ctx,
+                                                 const v1::ResolveConflictRequest* req,
+                                                 v1::Conflict* resp) {
+  return Handle(auth_, ctx, kTracker, "ResolveConflict", resp,
+                [&](const Principal& who) { return tracker_.ResolveConflict(who, *req); });
+}
+
+grpc::Status TrackerServiceImpl::WatchChanges(grpc::ServerContext* ctx,
+                                              const v1::WatchChangesRequest* req,
+                                              grpc::ServerWriter<v1::ChangeEvent>* writer) {
+  return HandleStream(auth_, ctx, kTracker, "WatchChanges", [&](const Principal& who) {
+    return tracker_.WatchChanges(
+        who, *req, [&](const v1::ChangeEvent& e) { return writer->Write(e); },
+        [&] { return ctx->IsCancelled(); });
+  });
+}
+
 // --- AdminServiceImpl ---
 
 grpc::Status AdminServiceImpl::CreatePartner(grpc::ServerContext* ctx,
@@ -171,6 +213,42 @@ grpc::Status AdminServiceImpl::WhoAmI(grpc::ServerContext* ctx, const v1::WhoAmI
   return Handle(auth_, ctx, kAdmin, "WhoAmI", resp, [&](const Principal& who) {
     return absl::StatusOr<v1::WhoAmIResponse>(admin_.WhoAmI(who));
   });
+}
+
+grpc::Status AdminServiceImpl::CreateEnrollment(grpc::ServerContext* ctx,
+                                                const v1::CreateEnrollmentRequest* req,
+                                                v1::CreateEnrollmentResponse* resp) {
+  return Handle(auth_, ctx, kAdmin, "CreateEnrollment", resp,
+                [&](const Principal& who) { return admin_.CreateEnrollment(who, *req); });
+}
+
+// --- SyncServiceImpl ---
+
+grpc::Status SyncServiceImpl::Handshake(grpc::ServerContext* ctx, const v1::HandshakeRequest* req,
+                                        v1::HandshakeResponse* resp) {
+  return Handle(auth_, ctx, kSync, "Handshake", resp,
+                [&](const Principal& who) { return syncer_.Handshake(who, *req); });
+}
+
+grpc::Status SyncServiceImpl::Push(grpc::ServerContext* ctx, const v1::PushRequest* req,
+                                   v1::PushResponse* resp) {
+  return Handle(auth_, ctx, kSync, "Push", resp,
+                [&](const Principal& who) { return syncer_.Push(who, *req); });
+}
+
+grpc::Status SyncServiceImpl::Pull(grpc::ServerContext* ctx, const v1::PullRequest* req,
+                                   grpc::ServerWriter<v1::PullPage>* writer) {
+  return HandleStream(auth_, ctx, kSync, "Pull", [&](const Principal& who) {
+    return syncer_.Pull(who, *req, [&](const v1::PullPage& page) {
+      return !ctx->IsCancelled() && writer->Write(page);
+    });
+  });
+}
+
+grpc::Status SyncServiceImpl::Enroll(grpc::ServerContext* ctx, const v1::EnrollRequest* req,
+                                     v1::EnrollResponse* resp) {
+  return Handle(auth_, ctx, kSync, "Enroll", resp,
+                [&](const Principal&) { return syncer_.Enroll(*req); });
 }
 
 }  // namespace fieldsync::server

@@ -4,9 +4,11 @@
 #define FIELDSYNC_SERVER_SERVICES_H_
 
 #include "fieldsync/v1/admin.grpc.pb.h"
+#include "fieldsync/v1/sync.grpc.pb.h"
 #include "fieldsync/v1/tracker.grpc.pb.h"
 #include "server/admin.h"
 #include "server/auth.h"
+#include "server/syncer.h"
 #include "server/tracker.h"
 
 namespace fieldsync::server {
@@ -39,6 +41,14 @@ class TrackerServiceImpl final : public v1::TrackerService::Service {
                            v1::ListRecordsResponse* resp) override;
   grpc::Status GetStats(grpc::ServerContext* ctx, const v1::GetStatsRequest* req,
                         v1::GetStatsResponse* resp) override;
+  grpc::Status DeleteRecord(grpc::ServerContext* ctx, const v1::DeleteRecordRequest* req,
+                            v1::Record* resp) override;
+  grpc::Status ListConflicts(grpc::ServerContext* ctx, const v1::ListConflictsRequest* req,
+                             v1::ListConflictsResponse* resp) override;
+  grpc::Status ResolveConflict(grpc::ServerContext* ctx, const v1::ResolveConflictRequest* req,
+                               v1::Conflict* resp) override;
+  grpc::Status WatchChanges(grpc::ServerContext* ctx, const v1::WatchChangesRequest* req,
+                            grpc::ServerWriter<v1::ChangeEvent>* writer) override;
 
  private:
   const Authenticator& auth_;
@@ -65,6 +75,8 @@ class AdminServiceImpl final : public v1::AdminService::Service {
                             v1::Device* resp) override;
   grpc::Status ListDevices(grpc::ServerContext* ctx, const v1::ListDevicesRequest* req,
                            v1::ListDevicesResponse* resp) override;
+  grpc::Status CreateEnrollment(grpc::ServerContext* ctx, const v1::CreateEnrollmentRequest* req,
+                                v1::CreateEnrollmentResponse* resp) override;
   grpc::Status CreateToken(grpc::ServerContext* ctx, const v1::CreateTokenRequest* req,
                            v1::CreateTokenResponse* resp) override;
   grpc::Status ListTokens(grpc::ServerContext* ctx, const v1::ListTokensRequest* req,
@@ -77,6 +89,24 @@ class AdminServiceImpl final : public v1::AdminService::Service {
  private:
   const Authenticator& auth_;
   Admin& admin_;
+};
+
+class SyncServiceImpl final : public v1::SyncService::Service {
+ public:
+  SyncServiceImpl(const Authenticator& auth, Syncer& syncer) : auth_(auth), syncer_(syncer) {}
+
+  grpc::Status Handshake(grpc::ServerContext* ctx, const v1::HandshakeRequest* req,
+                         v1::HandshakeResponse* resp) override;
+  grpc::Status Push(grpc::ServerContext* ctx, const v1::PushRequest* req,
+                    v1::PushResponse* resp) override;
+  grpc::Status Pull(grpc::ServerContext* ctx, const v1::PullRequest* req,
+                    grpc::ServerWriter<v1::PullPage>* writer) override;
+  grpc::Status Enroll(grpc::ServerContext* ctx, const v1::EnrollRequest* req,
+                      v1::EnrollResponse* resp) override;
+
+ private:
+  const Authenticator& auth_;
+  Syncer& syncer_;
 };
 
 }  // namespace fieldsync::server

@@ -10,7 +10,11 @@
 #include "absl/time/clock.h"
 #include "fieldsync/base/ids.h"
 #include "fieldsync/base/status_macros.h"
+#include "fieldsync/model/validate.h"
 #include "fieldsync/model/visual_acuity.h"
+#include "fieldsync/sync/checksum.h"
+#include "fieldsync/sync/document.h"
+#include "google/protobuf/util/json_util.h"
 #include "google/protobuf/util/time_util.h"
 #include "server/change_log.h"
 #include "server/enum_names.h"
@@ -135,10 +139,17 @@ void AddPage(Where& where, std::string& sql_tail, const PageRequest& page,
 
 // Appends one change to the hash-chained log and returns its sequence number, which becomes
 // the document's version. Runs inside the caller's write transaction.
+// Set for changes that came from a device (or carry a clock); empty for admin data.
+struct ChangeOrigin {
+  std::string device_id;
+  int64_t device_seq = 0;
+  std::string hlc;
+};
+
 absl::StatusOr<int64_t> AppendChange(Database& db, absl::string_view collection,
                                      absl::string_view doc_id, absl::string_view op,
                                      const Actor& actor, const std::string& payload,
-                                     int64_t now) {
+                                     int64_t now, const ChangeOrigin& origin = {}) {
   FS_ASSIGN_OR_RETURN(Statement * last,
                       db.Prepare("SELECT seq, hash FROM change_log ORDER BY seq DESC LIMIT 1"));
   FS_ASSIGN_OR_RETURN(bool has_last, last->Step());
@@ -154,13 +165,17 @@ absl::StatusOr<int64_t> AppendChange(Database& db, absl::string_view collection,
   e.doc_id = std::string(doc_id);
   e.op = std::string(op);
   e.actor_id = actor.id;
+  e.device_id = origin.device_id;
+  e.device_seq = origin.device_seq;
+  e.hlc = origin.hlc;
   e.server_time = absl::FromUnixMicros(now);
   e.payload = payload;
   std::string hash = ChainHash(prev_hash, e);
   FS_ASSIGN_OR_RETURN(
       Statement * ins,
       db.Prepare("INSERT INTO change_log(seq, collection, doc_id, op, actor_id, server_time, "
-                 "payload, prev_hash, hash) VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?)"));
+                 "payload, prev_hash, hash, device_id, device_seq, hlc) "
+                 "VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"));
   ins->Bind(1, e.seq);
   ins->Bind(2, e.collection);
   ins->Bind(3, e.doc_id);
@@ -170,7 +185,19 @@ absl::StatusOr<int64_t> AppendChange(Database& db, absl::string_view collection,
   ins->BindBlob(7, payload);
   ins->Bind(8, prev_hash);
   ins->Bind(9, hash);
-  FS_RETURN_IF_ERROR(ins->Run());
+  ins->BindTextOrNull(10, e.device_id);
+  if (e.device_id.empty()) {
+    ins->BindNull(11);
+  } else {
+    ins->Bind(11, e.device_seq);
+  }
+  ins->BindTextOrNull(12, e.hlc);
+  absl::Status s = ins->Run();
+  if (s.code() == absl::StatusCode::kAlreadyExists) {
+    return absl::AlreadyExistsError(absl::StrCat("device_seq: change ", e.device_seq,
+                                                 " of device ", e.device_id, " already applied"));
+  }
+  FS_RETURN_IF_ERROR(s);
   return e.seq;
 }
 
@@ -214,13 +241,16 @@ absl::Status WriteProjection(Database& db, const v1::Record& r) {
         q->Bind(1, id);
         q->Bind(2, i);
         q->Bind(3, t.tested_date());
-        double values[] = {t.ecoli_cfu_per_100ml(), t.turbidity_ntu(), t.arsenic_ug_per_l(),
-                           t.fluoride_mg_per_l()};
+        const std::pair<bool, double> values[] = {
+            {t.has_ecoli_cfu_per_100ml(), t.ecoli_cfu_per_100ml()},
+            {t.has_turbidity_ntu(), t.turbidity_ntu()},
+            {t.has_arsenic_ug_per_l(), t.arsenic_ug_per_l()},
+            {t.has_fluoride_mg_per_l(), t.fluoride_mg_per_l()}};
         for (int k = 0; k < 4; ++k) {
-          if (values[k] < 0) {
-            q->BindNull(4 + k);  // not measured
+          if (values[k].first) {
+            q->Bind(4 + k, values[k].second);
           } else {
-            q->Bind(4 + k, values[k]);
+            q->BindNull(4 + k);  // not measured
           }
         }
         FS_RETURN_IF_ERROR(q->Run());
@@ -485,6 +515,19 @@ absl::StatusOr<std::unique_ptr<SqliteStore>> SqliteStore::Open(const Options& op
   FS_ASSIGN_OR_RETURN(auto writer, Database::Open(options.path, wopts));
   FS_RETURN_IF_ERROR(Migrate(*writer));
   std::unique_ptr<SqliteStore> store(new SqliteStore(std::move(writer)));
+  {
+    // The server's clock never goes back past a timestamp it has stored, even if the
+    // machine's clock does.
+    absl::MutexLock lock(&store->writer_mu_);
+    FS_ASSIGN_OR_RETURN(Statement * st, store->writer_->Prepare("SELECT MAX(hlc) FROM doc_fields"));
+    FS_ASSIGN_OR_RETURN(bool row, st->Step());
+    if (row && !st->ColumnIsNull(0)) {
+      absl::StatusOr<sync::Hlc> last = sync::Hlc::Decode(st->ColumnText(0));
+      if (last.ok()) store->clock_.Observe(*last);
+    }
+    st->Reset();
+    store->PublishLastSeq();
+  }
   sqlite::OpenOptions ropts;
   ropts.create = false;
   for (int i = 0; i < std::max(1, options.readers); ++i) {
@@ -510,7 +553,23 @@ absl::Status SqliteStore::Write(const WriteFn& fn) {
   absl::MutexLock lock(&writer_mu_);
   FS_ASSIGN_OR_RETURN(auto tx, sqlite::Transaction::Begin(*writer_, sqlite::Transaction::kImmediate));
   FS_RETURN_IF_ERROR(fn(*writer_));
-  return tx.Commit();
+  FS_RETURN_IF_ERROR(tx.Commit());
+  PublishLastSeq();
+  return absl::OkStatus();
+}
+
+void SqliteStore::PublishLastSeq() {
+  absl::StatusOr<Statement*> st = writer_->Prepare("SELECT COALESCE(MAX(seq), 0) FROM change_log");
+  if (!st.ok()) return;
+  absl::StatusOr<bool> row = (*st)->Step();
+  if (!row.ok() || !*row) return;
+  int64_t seq = (*st)->ColumnInt(0);
+  (*st)->Reset();
+  absl::MutexLock lock(&seq_mu_);
+  if (seq > last_seq_) {
+    last_seq_ = seq;
+    seq_cv_.SignalAll();
+  }
 }
 
 absl::Status SqliteStore::RunInTransaction(const std::function<absl::Status()>& fn) {
@@ -523,10 +582,14 @@ absl::Status SqliteStore::RunInTransaction(const std::function<absl::Status()>& 
   absl::Status s = fn();
   tx_owner_.store(std::thread::id());
   FS_RETURN_IF_ERROR(s);
-  return tx.Commit();
+  FS_RETURN_IF_ERROR(tx.Commit());
+  PublishLastSeq();
+  return absl::OkStatus();
 }
 
 absl::Status SqliteStore::Read(const ReadFn& fn) {
+  // Inside RunInTransaction, reads must see the batch's own uncommitted writes.
+  if (tx_owner_.load() == std::this_thread::get_id()) return fn(*writer_);
   ReaderLease lease(this);
   return fn(lease.db());
 }
@@ -704,7 +767,10 @@ absl::StatusOr<std::vector<v1::User>> QueryUsers(Database& db, const std::string
   return out;
 }
 
-constexpr char kDeviceColumns[] = "id, partner_id, name, created_at, last_sync_at";
+constexpr char kDeviceColumns[] =
+    "id, partner_id, name, created_at, last_sync_at, acked_device_seq, "
+    "(SELECT COUNT(*) FROM conflicts c WHERE c.status = 'OPEN' AND "
+    "(c.winning_writer = devices.id OR c.losing_writer = devices.id))";
 
 absl::StatusOr<std::vector<v1::Device>> QueryDevices(Database& db, const std::string& sql,
                                                      const std::vector<Param>& params) {
@@ -720,6 +786,8 @@ absl::StatusOr<std::vector<v1::Device>> QueryDevices(Database& db, const std::st
     d.set_name(st->ColumnText(2));
     SetTimestamp(st->ColumnInt(3), d.mutable_created_at());
     if (!st->ColumnIsNull(4)) SetTimestamp(st->ColumnInt(4), d.mutable_last_sync_at());
+    d.set_acked_device_seq(st->ColumnInt(5));
+    d.set_open_conflicts(st->ColumnInt(6));
     out.push_back(std::move(d));
   }
   return out;
@@ -932,97 +1000,6 @@ void BindProjectColumns(Statement& st, const v1::Project& p) {
 
 }  // namespace
 
-absl::StatusOr<v1::Project> SqliteStore::CreateProject(const v1::Project& project,
-                                                       const Actor& actor) {
-  v1::Project out = project;
-  FS_RETURN_IF_ERROR(Write([&](Database& db) -> absl::Status {
-    FS_RETURN_IF_ERROR(
-        CheckPartnerCountry(db, "project.partner_id", project.partner_id(), project.country()));
-    int64_t now = NowMicros();
-    std::string payload = StoredPayload(project);
-    FS_ASSIGN_OR_RETURN(int64_t seq, AppendChange(db, "project", project.id(), "create", actor,
-                                                  payload, now));
-    FS_ASSIGN_OR_RETURN(
-        Statement * st,
-        db.Prepare("INSERT INTO projects(partner_id, kind, title, country, admin_area, status, "
-                   "start_date, end_date, budget_minor, currency, donor, iati_identifier, "
-                   "id, payload, version, created_at, updated_at, created_by, updated_by) "
-                   "VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"));
-    BindProjectColumns(*st, project);
-    st->Bind(13, project.id());
-    st->BindBlob(14, payload);
-    st->Bind(15, seq);
-    st->Bind(16, now);
-    st->Bind(17, now);
-    st->Bind(18, actor.id);
-    st->Bind(19, actor.id);
-    FS_RETURN_IF_ERROR(IdClash(st->Run(), "project.id", project.id()));
-    StampAudit(out, seq, now, now, actor.id, actor);
-    return absl::OkStatus();
-  }));
-  return out;
-}
-
-absl::StatusOr<v1::Project> SqliteStore::UpdateProject(const v1::Project& project,
-                                                       int64_t expected_version,
-                                                       const Actor& actor) {
-  v1::Project out = project;
-  FS_RETURN_IF_ERROR(Write([&](Database& db) -> absl::Status {
-    FS_ASSIGN_OR_RETURN(
-        Statement * cur,
-        db.Prepare("SELECT version, partner_id, kind, created_at, created_by FROM projects "
-                   "WHERE id = ?"));
-    cur->Bind(1, project.id());
-    FS_ASSIGN_OR_RETURN(bool row, cur->Step());
-    if (!row) return absl::NotFoundError(absl::StrCat("project ", project.id(), " not found"));
-    int64_t version = cur->ColumnInt(0);
-    std::string partner_id = cur->ColumnText(1), kind = cur->ColumnText(2);
-    int64_t created_at = cur->ColumnInt(3);
-    std::string created_by = cur->ColumnText(4);
-    cur->Reset();
-    FS_RETURN_IF_ERROR(CheckVersion("project", expected_version, version));
-    if (project.partner_id() != partner_id) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "project.partner_id: cannot change (is \"", partner_id, "\"), got \"",
-          project.partner_id(), "\""));
-    }
-    if (ShortName(project.kind()) != kind) {
-      return absl::InvalidArgumentError(absl::StrCat("project.kind: cannot change (is ", kind,
-                                                     "), got ", ShortName(project.kind())));
-    }
-    FS_RETURN_IF_ERROR(
-        CheckPartnerCountry(db, "project.partner_id", project.partner_id(), project.country()));
-    int64_t now = NowMicros();
-    std::string payload = StoredPayload(project);
-    FS_ASSIGN_OR_RETURN(int64_t seq, AppendChange(db, "project", project.id(), "update", actor,
-                                                  payload, now));
-    FS_ASSIGN_OR_RETURN(
-        Statement * st,
-        db.Prepare("UPDATE projects SET partner_id = ?, kind = ?, title = ?, country = ?, "
-                   "admin_area = ?, status = ?, start_date = ?, end_date = ?, budget_minor = ?, "
-                   "currency = ?, donor = ?, iati_identifier = ?, payload = ?, version = ?, "
-                   "updated_at = ?, updated_by = ? WHERE id = ?"));
-    BindProjectColumns(*st, project);
-    st->BindBlob(13, payload);
-    st->Bind(14, seq);
-    st->Bind(15, now);
-    st->Bind(16, actor.id);
-    st->Bind(17, project.id());
-    FS_RETURN_IF_ERROR(st->Run());
-    // Records carry their project's country for scoped queries; keep them in step.
-    FS_ASSIGN_OR_RETURN(Statement * rc,
-                        db.Prepare("UPDATE records SET country = ? WHERE project_id = ? "
-                                   "AND country <> ?"));
-    rc->Bind(1, project.country());
-    rc->Bind(2, project.id());
-    rc->Bind(3, project.country());
-    FS_RETURN_IF_ERROR(rc->Run());
-    StampAudit(out, seq, created_at, now, created_by, actor);
-    return absl::OkStatus();
-  }));
-  return out;
-}
-
 absl::StatusOr<v1::Project> SqliteStore::GetProject(absl::string_view id) {
   absl::StatusOr<v1::Project> out;
   FS_RETURN_IF_ERROR(Read([&](Database& db) {
@@ -1062,39 +1039,6 @@ absl::StatusOr<std::vector<v1::Project>> SqliteStore::ListProjects(
 }
 
 // --- Sites -------------------------------------------------------------------------------------
-
-absl::StatusOr<v1::Site> SqliteStore::CreateSite(const v1::Site& site, const Actor& actor) {
-  v1::Site out = site;
-  FS_RETURN_IF_ERROR(Write([&](Database& db) -> absl::Status {
-    FS_ASSIGN_OR_RETURN(ProjectRef project, LookupProject(db, "site.project_id", site.project_id()));
-    int64_t now = NowMicros();
-    std::string payload = StoredPayload(site);
-    FS_ASSIGN_OR_RETURN(int64_t seq,
-                        AppendChange(db, "site", site.id(), "create", actor, payload, now));
-    FS_ASSIGN_OR_RETURN(
-        Statement * st,
-        db.Prepare("INSERT INTO sites(id, project_id, partner_id, name, latitude_deg, "
-                   "longitude_deg, admin_area, payload, version, created_at, updated_at, "
-                   "created_by, updated_by) VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"));
-    st->Bind(1, site.id());
-    st->Bind(2, site.project_id());
-    st->Bind(3, project.partner_id);
-    st->Bind(4, site.name());
-    st->Bind(5, site.latitude_deg());
-    st->Bind(6, site.longitude_deg());
-    st->Bind(7, site.admin_area());
-    st->BindBlob(8, payload);
-    st->Bind(9, seq);
-    st->Bind(10, now);
-    st->Bind(11, now);
-    st->Bind(12, actor.id);
-    st->Bind(13, actor.id);
-    FS_RETURN_IF_ERROR(IdClash(st->Run(), "site.id", site.id()));
-    StampAudit(out, seq, now, now, actor.id, actor);
-    return absl::OkStatus();
-  }));
-  return out;
-}
 
 absl::StatusOr<v1::Site> SqliteStore::GetSite(absl::string_view id) {
   absl::StatusOr<v1::Site> out;
@@ -1152,98 +1096,6 @@ absl::Status CheckRecordFitsProject(const v1::Record& r, const ProjectRef& proje
 
 }  // namespace
 
-absl::StatusOr<v1::Record> SqliteStore::CreateRecord(const v1::Record& record,
-                                                     const Actor& actor) {
-  v1::Record out = record;
-  FS_RETURN_IF_ERROR(Write([&](Database& db) -> absl::Status {
-    FS_ASSIGN_OR_RETURN(ProjectRef project,
-                        LookupProject(db, "record.project_id", record.project_id()));
-    FS_RETURN_IF_ERROR(CheckRecordFitsProject(record, project));
-    FS_RETURN_IF_ERROR(
-        CheckSiteInProject(db, "record.site_id", record.site_id(), record.project_id()));
-    int64_t now = NowMicros();
-    std::string payload = StoredPayload(record);
-    FS_ASSIGN_OR_RETURN(int64_t seq,
-                        AppendChange(db, "record", record.id(), "create", actor, payload, now));
-    FS_ASSIGN_OR_RETURN(
-        Statement * st,
-        db.Prepare("INSERT INTO records(id, kind, project_id, site_id, partner_id, country, "
-                   "record_date, payload, version, created_at, updated_at, created_by, "
-                   "updated_by) VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"));
-    st->Bind(1, record.id());
-    st->Bind(2, ShortName(record.kind()));
-    st->Bind(3, record.project_id());
-    st->BindTextOrNull(4, record.site_id());
-    st->Bind(5, project.partner_id);
-    st->Bind(6, project.country);
-    st->Bind(7, record.record_date());
-    st->BindBlob(8, payload);
-    st->Bind(9, seq);
-    st->Bind(10, now);
-    st->Bind(11, now);
-    st->Bind(12, actor.id);
-    st->Bind(13, actor.id);
-    FS_RETURN_IF_ERROR(IdClash(st->Run(), "record.id", record.id()));
-    FS_RETURN_IF_ERROR(WriteProjection(db, record));
-    StampAudit(out, seq, now, now, actor.id, actor);
-    return absl::OkStatus();
-  }));
-  return out;
-}
-
-absl::StatusOr<v1::Record> SqliteStore::UpdateRecord(const v1::Record& record,
-                                                     int64_t expected_version,
-                                                     const Actor& actor) {
-  v1::Record out = record;
-  FS_RETURN_IF_ERROR(Write([&](Database& db) -> absl::Status {
-    FS_ASSIGN_OR_RETURN(
-        Statement * cur,
-        db.Prepare("SELECT version, project_id, kind, created_at, created_by FROM records "
-                   "WHERE id = ?"));
-    cur->Bind(1, record.id());
-    FS_ASSIGN_OR_RETURN(bool row, cur->Step());
-    if (!row) return absl::NotFoundError(absl::StrCat("record ", record.id(), " not found"));
-    int64_t version = cur->ColumnInt(0);
-    std::string project_id = cur->ColumnText(1), kind = cur->ColumnText(2);
-    int64_t created_at = cur->ColumnInt(3);
-    std::string created_by = cur->ColumnText(4);
-    cur->Reset();
-    FS_RETURN_IF_ERROR(CheckVersion("record", expected_version, version));
-    if (record.project_id() != project_id) {
-      return absl::InvalidArgumentError(absl::StrCat("record.project_id: cannot change (is \"",
-                                                     project_id, "\"), got \"",
-                                                     record.project_id(), "\""));
-    }
-    if (ShortName(record.kind()) != kind) {
-      return absl::InvalidArgumentError(absl::StrCat("record.body: kind cannot change (is ",
-                                                     kind, "), got ", ShortName(record.kind())));
-    }
-    FS_RETURN_IF_ERROR(
-        CheckSiteInProject(db, "record.site_id", record.site_id(), record.project_id()));
-    int64_t now = NowMicros();
-    std::string payload = StoredPayload(record);
-    FS_ASSIGN_OR_RETURN(int64_t seq,
-                        AppendChange(db, "record", record.id(), "update", actor, payload, now));
-    FS_ASSIGN_OR_RETURN(
-        Statement * st,
-        db.Prepare("UPDATE records SET site_id = ?, record_date = ?, payload = ?, version = ?, "
-                   "updated_at = ?, updated_by = ? WHERE id = ?"));
-    st->BindTextOrNull(1, record.site_id());
-    st->Bind(2, record.record_date());
-    st->BindBlob(3, payload);
-    st->Bind(4, seq);
-    st->Bind(5, now);
-    st->Bind(6, actor.id);
-    st->Bind(7, record.id());
-    FS_RETURN_IF_ERROR(st->Run());
-    FS_RETURN_IF_ERROR(DeleteProjection(db, record.id()));
-    FS_RETURN_IF_ERROR(WriteProjection(db, record));
-    StampAudit(out, seq, created_at, now, created_by, actor);
-    return absl::OkStatus();
-  }));
-  return out;
-}
-
 absl::StatusOr<v1::Record> SqliteStore::GetRecord(absl::string_view id) {
   absl::StatusOr<v1::Record> out;
   FS_RETURN_IF_ERROR(Read([&](Database& db) {
@@ -1275,6 +1127,894 @@ absl::StatusOr<std::vector<v1::Record>> SqliteStore::ListRecords(const v1::ListR
     return absl::OkStatus();
   }));
   return out;
+}
+
+// --- The document write path -------------------------------------------------------------------
+
+namespace {
+
+// A document as stored: its fields with clocks, and the docs row.
+struct StoredDoc {
+  sync::Document doc;
+  bool exists = false;
+  std::string partner_id;
+  int64_t seq = 0;
+  std::string payload;  // canonical payload, for the scope checksum
+};
+
+absl::StatusOr<StoredDoc> LoadDoc(Database& db, absl::string_view collection,
+                                  absl::string_view id) {
+  StoredDoc out;
+  out.doc.collection = std::string(collection);
+  out.doc.id = std::string(id);
+  FS_ASSIGN_OR_RETURN(
+      Statement * row,
+      db.Prepare("SELECT partner_id, seq, payload FROM docs WHERE collection = ? AND doc_id = ?"));
+  row->Bind(1, collection);
+  row->Bind(2, id);
+  FS_ASSIGN_OR_RETURN(out.exists, row->Step());
+  if (out.exists) {
+    out.partner_id = row->ColumnText(0);
+    out.seq = row->ColumnInt(1);
+    out.payload = row->ColumnBlob(2);
+  }
+  row->Reset();
+  if (!out.exists) return out;
+  FS_ASSIGN_OR_RETURN(Statement * fields,
+                      db.Prepare("SELECT path, value, hlc, seq FROM doc_fields "
+                                 "WHERE collection = ? AND doc_id = ?"));
+  fields->Bind(1, collection);
+  fields->Bind(2, id);
+  while (true) {
+    FS_ASSIGN_OR_RETURN(bool has, fields->Step());
+    if (!has) break;
+    sync::FieldState& f = out.doc.fields[fields->ColumnText(0)];
+    f.value = fields->ColumnBlob(1);
+    FS_ASSIGN_OR_RETURN(f.hlc, sync::Hlc::Decode(fields->ColumnText(2)));
+    f.seq = fields->ColumnInt(3);
+  }
+  return out;
+}
+
+// XORs `payload`'s document hash into the partner's scope checksum (add or remove).
+absl::Status ToggleScope(Database& db, absl::string_view partner_id, absl::string_view collection,
+                         absl::string_view id, absl::string_view payload, int delta) {
+  FS_ASSIGN_OR_RETURN(
+      Statement * get,
+      db.Prepare("SELECT digest, documents FROM scope_checksums WHERE partner_id = ?"));
+  get->Bind(1, partner_id);
+  FS_ASSIGN_OR_RETURN(bool found, get->Step());
+  std::string digest = found ? get->ColumnBlob(0) : std::string(32, '\0');
+  int64_t documents = found ? get->ColumnInt(1) : 0;
+  get->Reset();
+  sync::ScopeChecksum sum;
+  sum.Add(collection, id, payload);
+  for (size_t i = 0; i < 32 && i < digest.size(); ++i) digest[i] ^= sum.Digest()[i];
+  FS_ASSIGN_OR_RETURN(
+      Statement * put,
+      db.Prepare("INSERT INTO scope_checksums(partner_id, digest, documents) VALUES(?, ?, ?) "
+                 "ON CONFLICT(partner_id) DO UPDATE SET digest = excluded.digest, "
+                 "documents = excluded.documents"));
+  put->Bind(1, partner_id);
+  put->BindBlob(2, digest);
+  put->Bind(3, documents + delta);
+  return put->Run();
+}
+
+// The typed message of a document's current values, with derived fields filled.
+absl::StatusOr<std::unique_ptr<google::protobuf::Message>> TypedOf(const sync::Document& doc) {
+  const google::protobuf::Message* proto = sync::PrototypeFor(doc.collection);
+  if (proto == nullptr) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("collection: not a synced collection, got \"", doc.collection, "\""));
+  }
+  std::unique_ptr<google::protobuf::Message> m(proto->New());
+  FS_RETURN_IF_ERROR(sync::Assemble(doc.Values(), m.get()));
+  return m;
+}
+
+// Fills what the server derives on a record: kind, record date, follow-up outcomes.
+absl::Status DeriveRecord(v1::Record& r) {
+  r.set_kind(model::KindOf(r));
+  r.set_record_date(model::RecordDateOf(r));
+  if (r.has_cataract_surgery()) {
+    for (v1::FollowUpVisit& f : *r.mutable_cataract_surgery()->mutable_follow_ups()) {
+      FS_ASSIGN_OR_RETURN(model::VisualAcuity va,
+                          model::ParseVisualAcuity(f.presenting_va(), "presenting_va"));
+      f.set_outcome(model::OutcomeOf(va));
+    }
+  }
+  return absl::OkStatus();
+}
+
+// Fields that are fixed once a document exists.
+absl::Status CheckImmutable(const google::protobuf::Message& before,
+                            const google::protobuf::Message& after, absl::string_view collection) {
+  auto same = [&](const char* field) -> absl::Status {
+    const auto* f = before.GetDescriptor()->FindFieldByName(field);
+    const auto* r = before.GetReflection();
+    if (r->GetString(before, f) == r->GetString(after, f)) return absl::OkStatus();
+    return absl::InvalidArgumentError(absl::StrCat(collection, ".", field, ": cannot change (is \"",
+                                                   r->GetString(before, f), "\"), got \"",
+                                                   r->GetString(after, f), "\""));
+  };
+  if (collection == "project") {
+    FS_RETURN_IF_ERROR(same("partner_id"));
+    const auto& b = static_cast<const v1::Project&>(before);
+    const auto& a = static_cast<const v1::Project&>(after);
+    if (a.kind() != b.kind()) {
+      return absl::InvalidArgumentError(absl::StrCat("project.kind: cannot change (is ",
+                                                     ShortName(b.kind()), "), got ",
+                                                     ShortName(a.kind())));
+    }
+  } else if (collection == "site") {
+    FS_RETURN_IF_ERROR(same("project_id"));
+  } else if (collection == "record") {
+    FS_RETURN_IF_ERROR(same("project_id"));
+    const auto& b = static_cast<const v1::Record&>(before);
+    const auto& a = static_cast<const v1::Record&>(after);
+    if (a.body_case() != b.body_case()) {
+      return absl::InvalidArgumentError(absl::StrCat("record.body: kind cannot change (is ",
+                                                     ShortName(model::KindOf(b)), "), got ",
+                                                     ShortName(model::KindOf(a))));
+    }
+  }
+  return absl::OkStatus();
+}
+
+template <typename M>
+void BindAuditColumns(Statement& st, int first, int64_t seq, int64_t now, const Actor& actor) {
+  // version, created_at, updated_at, created_by, updated_by
+  st.Bind(first, seq);
+  st.Bind(first + 1, now);
+  st.Bind(first + 2, now);
+  st.Bind(first + 3, actor.id);
+  st.Bind(first + 4, actor.id);
+}
+
+// The upsert tail shared by the typed tables: created_* stay as first written.
+constexpr char kUpsertAudit[] =
+    "version = excluded.version, updated_at = excluded.updated_at, "
+    "updated_by = excluded.updated_by, payload = excluded.payload";
+
+absl::Status WriteProjectRow(Database& db, const v1::Project& p, int64_t seq, int64_t now,
+                             const Actor& actor) {
+  FS_ASSIGN_OR_RETURN(
+      Statement * st,
+      db.Prepare(absl::StrCat(
+          "INSERT INTO projects(partner_id, kind, title, country, admin_area, status, "
+          "start_date, end_date, budget_minor, currency, donor, iati_identifier, id, payload, "
+          "version, created_at, updated_at, created_by, updated_by) "
+          "VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+          "ON CONFLICT(id) DO UPDATE SET title = excluded.title, country = excluded.country, "
+          "admin_area = excluded.admin_area, status = excluded.status, "
+          "start_date = excluded.start_date, end_date = excluded.end_date, "
+          "budget_minor = excluded.budget_minor, currency = excluded.currency, "
+          "donor = excluded.donor, iati_identifier = excluded.iati_identifier, ",
+          kUpsertAudit)));
+  BindProjectColumns(*st, p);
+  st->Bind(13, p.id());
+  st->BindBlob(14, StoredPayload(p));
+  BindAuditColumns<v1::Project>(*st, 15, seq, now, actor);
+  FS_RETURN_IF_ERROR(st->Run());
+  // Records carry their project's country for scoped queries; keep them in step.
+  FS_ASSIGN_OR_RETURN(Statement * rc, db.Prepare("UPDATE records SET country = ? "
+                                                 "WHERE project_id = ? AND country <> ?"));
+  rc->Bind(1, p.country());
+  rc->Bind(2, p.id());
+  rc->Bind(3, p.country());
+  return rc->Run();
+}
+
+absl::Status WriteSiteRow(Database& db, const v1::Site& site, absl::string_view partner_id,
+                          int64_t seq, int64_t now, const Actor& actor) {
+  FS_ASSIGN_OR_RETURN(
+      Statement * st,
+      db.Prepare(absl::StrCat(
+          "INSERT INTO sites(id, project_id, partner_id, name, latitude_deg, longitude_deg, "
+          "admin_area, payload, version, created_at, updated_at, created_by, updated_by) "
+          "VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+          "ON CONFLICT(id) DO UPDATE SET name = excluded.name, "
+          "latitude_deg = excluded.latitude_deg, longitude_deg = excluded.longitude_deg, "
+          "admin_area = excluded.admin_area, ",
+          kUpsertAudit)));
+  st->Bind(1, site.id());
+  st->Bind(2, site.project_id());
+  st->Bind(3, partner_id);
+  st->Bind(4, site.name());
+  st->Bind(5, site.latitude_deg());
+  st->Bind(6, site.longitude_deg());
+  st->Bind(7, site.admin_area());
+  st->BindBlob(8, StoredPayload(site));
+  BindAuditColumns<v1::Site>(*st, 9, seq, now, actor);
+  return st->Run();
+}
+
+absl::Status WriteRecordRow(Database& db, const v1::Record& r, const ProjectRef& project,
+                            int64_t seq, int64_t now, const Actor& actor) {
+  FS_ASSIGN_OR_RETURN(
+      Statement * st,
+      db.Prepare(absl::StrCat(
+          "INSERT INTO records(id, kind, project_id, site_id, partner_id, country, record_date, "
+          "payload, version, created_at, updated_at, created_by, updated_by) "
+          "VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+          "ON CONFLICT(id) DO UPDATE SET site_id = excluded.site_id, "
+          "record_date = excluded.record_date, ",
+          kUpsertAudit)));
+  st->Bind(1, r.id());
+  st->Bind(2, ShortName(r.kind()));
+  st->Bind(3, r.project_id());
+  st->BindTextOrNull(4, r.site_id());
+  st->Bind(5, project.partner_id);
+  st->Bind(6, project.country);
+  st->Bind(7, r.record_date());
+  st->BindBlob(8, StoredPayload(r));
+  BindAuditColumns<v1::Record>(*st, 9, seq, now, actor);
+  FS_RETURN_IF_ERROR(st->Run());
+  FS_RETURN_IF_ERROR(DeleteProjection(db, r.id()));
+  return WriteProjection(db, r);
+}
+
+absl::Status DeleteRecordRow(Database& db, absl::string_view id) {
+  FS_RETURN_IF_ERROR(DeleteProjection(db, id));
+  FS_ASSIGN_OR_RETURN(Statement * st, db.Prepare("DELETE FROM records WHERE id = ?"));
+  st->Bind(1, id);
+  return st->Run();
+}
+
+// Encodes a sync::Change as the wire Change stored in the change log.
+v1::Change ToProto(const sync::Change& c) {
+  v1::Change out;
+  out.set_device_seq(c.device_seq);
+  out.set_collection(c.collection);
+  out.set_doc_id(c.doc_id);
+  out.set_hlc(c.hlc.Encode());
+  for (const sync::FieldChange& f : c.fields) {
+    v1::FieldChange* fc = out.add_fields();
+    fc->set_path(f.path);
+    fc->set_value(f.value);
+    if (!f.base_hlc.IsZero()) fc->set_base_hlc(f.base_hlc.Encode());
+  }
+  return out;
+}
+
+absl::StatusOr<sync::Change> FromProto(const v1::Change& c, absl::string_view device_id) {
+  sync::Change out;
+  out.device_id = std::string(device_id);
+  out.device_seq = c.device_seq();
+  out.collection = c.collection();
+  out.doc_id = c.doc_id();
+  FS_ASSIGN_OR_RETURN(out.hlc, sync::Hlc::Decode(c.hlc(), "hlc"));
+  for (int i = 0; i < c.fields_size(); ++i) {
+    const v1::FieldChange& f = c.fields(i);
+    sync::FieldChange fc{f.path(), f.value(), sync::Hlc()};
+    if (!f.base_hlc().empty()) {
+      FS_ASSIGN_OR_RETURN(fc.base_hlc,
+                          sync::Hlc::Decode(f.base_hlc(), absl::StrCat("fields[", i, "].base_hlc")));
+    }
+    out.fields.push_back(std::move(fc));
+  }
+  return out;
+}
+
+}  // namespace
+
+sync::Hlc SqliteStore::NextHlc(absl::string_view node) {
+  sync::Hlc h = clock_.Now();
+  h.node = std::string(node);
+  return h;
+}
+
+std::string SqliteStore::ServerHlc() {
+  absl::MutexLock lock(&writer_mu_);
+  return clock_.Now().Encode();
+}
+
+absl::StatusOr<SqliteStore::Applied> SqliteStore::ApplyChange(Database& db,
+                                                              const sync::Change& change,
+                                                              const Writer& writer) {
+  if (!writer.device_id.empty()) {
+    // Changes from devices are input; the server's own (HQ writes) are built by WriteDocument.
+    FS_RETURN_IF_ERROR(sync::ValidateChange(change, "change", writer.device_id));
+  }
+  FS_ASSIGN_OR_RETURN(StoredDoc stored, LoadDoc(db, change.collection, change.doc_id));
+  const bool was_live = stored.exists && !stored.doc.deleted();
+  std::unique_ptr<google::protobuf::Message> before;
+  if (stored.exists) {
+    FS_ASSIGN_OR_RETURN(before, TypedOf(stored.doc));
+  }
+
+  // The sequence number this change will get in the log.
+  FS_ASSIGN_OR_RETURN(Statement * next, db.Prepare("SELECT COALESCE(MAX(seq), 0) + 1 FROM change_log"));
+  FS_ASSIGN_OR_RETURN(bool has_next, next->Step());
+  int64_t seq = has_next ? next->ColumnInt(0) : 1;
+  next->Reset();
+
+  sync::Document doc = stored.doc;
+  sync::MergeResult merged = sync::Merge(doc, change, seq);
+  const bool live = !doc.deleted();
+  FS_ASSIGN_OR_RETURN(std::unique_ptr<google::protobuf::Message> after, TypedOf(doc));
+  const std::string& collection = change.collection;
+  if (before) FS_RETURN_IF_ERROR(CheckImmutable(*before, *after, collection));
+
+  // Validate the merged document and its references, and find its scope.
+  std::string partner_id;
+  ProjectRef project;
+  if (collection == "project") {
+    auto& p = static_cast<v1::Project&>(*after);
+    p.set_id(change.doc_id);
+    if (!live) return absl::InvalidArgumentError("project._deleted: projects cannot be deleted");
+    if (p.status() == v1::PROJECT_STATUS_UNSPECIFIED) p.set_status(v1::PROJECT_STATUS_PLANNED);
+    FS_RETURN_IF_ERROR(model::ValidateProject(p));
+    FS_RETURN_IF_ERROR(CheckPartnerCountry(db, "project.partner_id", p.partner_id(), p.country()));
+    partner_id = p.partner_id();
+  } else if (collection == "site") {
+    auto& site = static_cast<v1::Site&>(*after);
+    site.set_id(change.doc_id);
+    if (!live) return absl::InvalidArgumentError("site._deleted: sites cannot be deleted");
+    FS_RETURN_IF_ERROR(model::ValidateSite(site));
+    FS_ASSIGN_OR_RETURN(project, LookupProject(db, "site.project_id", site.project_id()));
+    partner_id = project.partner_id;
+  } else {
+    auto& r = static_cast<v1::Record&>(*after);
+    r.set_id(change.doc_id);
+    if (!stored.exists && !live) {
+      return absl::InvalidArgumentError("record._deleted: no such record to delete");
+    }
+    FS_RETURN_IF_ERROR(model::ValidateRecord(r));
+    FS_RETURN_IF_ERROR(DeriveRecord(r));
+    FS_ASSIGN_OR_RETURN(project, LookupProject(db, "record.project_id", r.project_id()));
+    FS_RETURN_IF_ERROR(CheckRecordFitsProject(r, project));
+    FS_RETURN_IF_ERROR(CheckSiteInProject(db, "record.site_id", r.site_id(), r.project_id()));
+    partner_id = project.partner_id;
+  }
+  if (!writer.partner_id.empty() && partner_id != writer.partner_id) {
+    // Answered exactly like a project that does not exist: nothing about other partners leaks.
+    return absl::InvalidArgumentError(absl::StrCat(
+        collection == "project" ? "project.partner_id" : absl::StrCat(collection, ".project_id"),
+        ": no project with that id in your partner's scope"));
+  }
+
+  int64_t now = NowMicros();
+  const char* op = !stored.exists ? "create" : (!live ? "delete" : "update");
+  ChangeOrigin origin{writer.device_id, change.device_seq, change.hlc.Encode()};
+  FS_ASSIGN_OR_RETURN(int64_t logged, AppendChange(db, collection, change.doc_id, op, writer.actor,
+                                                   sync::SerializeDeterministic(ToProto(change)), now,
+                                                   origin));
+  if (logged != seq) return absl::InternalError("change_log sequence moved during a write");
+
+  Applied applied{seq, 0, merged.changed};
+  for (const sync::FieldOutcome& f : merged.fields) {
+    if (!f.conflict) continue;
+    ++applied.conflicts;
+    FS_ASSIGN_OR_RETURN(
+        Statement * st,
+        db.Prepare("INSERT INTO conflicts(id, collection, doc_id, partner_id, path, "
+                   "winning_value, winning_hlc, winning_writer, losing_value, losing_hlc, "
+                   "losing_writer, seq, detected_at, status) "
+                   "VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'OPEN')"));
+    st->Bind(1, NewUuidV7());
+    st->Bind(2, collection);
+    st->Bind(3, change.doc_id);
+    st->Bind(4, partner_id);
+    st->Bind(5, f.path);
+    st->BindBlob(6, f.winning_value);
+    st->Bind(7, f.winning_hlc.Encode());
+    st->Bind(8, f.winning_hlc.node);
+    st->BindBlob(9, f.losing_value);
+    st->Bind(10, f.losing_hlc.Encode());
+    st->Bind(11, f.losing_hlc.node);
+    st->Bind(12, seq);
+    st->Bind(13, now);
+    FS_RETURN_IF_ERROR(st->Run());
+  }
+  if (!merged.changed) return applied;  // logged (and conflicts kept), nothing else moves
+
+  for (const sync::FieldOutcome& f : merged.fields) {
+    if (!f.applied) continue;
+    const sync::FieldState& state = doc.fields.at(f.path);
+    FS_ASSIGN_OR_RETURN(
+        Statement * st,
+        db.Prepare("INSERT INTO doc_fields(collection, doc_id, path, value, hlc, seq) "
+                   "VALUES(?, ?, ?, ?, ?, ?) ON CONFLICT(collection, doc_id, path) DO UPDATE "
+                   "SET value = excluded.value, hlc = excluded.hlc, seq = excluded.seq"));
+    st->Bind(1, collection);
+    st->Bind(2, change.doc_id);
+    st->Bind(3, f.path);
+    st->BindBlob(4, state.value);
+    st->Bind(5, state.hlc.Encode());
+    st->Bind(6, seq);
+    FS_RETURN_IF_ERROR(st->Run());
+  }
+  FS_ASSIGN_OR_RETURN(std::string payload, sync::CanonicalPayload(doc));
+  FS_ASSIGN_OR_RETURN(
+      Statement * st,
+      db.Prepare("INSERT INTO docs(collection, doc_id, partner_id, seq, deleted, payload) "
+                 "VALUES(?, ?, ?, ?, ?, ?) ON CONFLICT(collection, doc_id) DO UPDATE SET "
+                 "seq = excluded.seq, deleted = excluded.deleted, payload = excluded.payload"));
+  st->Bind(1, collection);
+  st->Bind(2, change.doc_id);
+  st->Bind(3, partner_id);
+  st->Bind(4, seq);
+  st->Bind(5, static_cast<int64_t>(!live));
+  st->BindBlob(6, payload);
+  FS_RETURN_IF_ERROR(st->Run());
+  if (was_live) {
+    FS_RETURN_IF_ERROR(
+        ToggleScope(db, partner_id, collection, change.doc_id, stored.payload, -1));
+  }
+  if (live) FS_RETURN_IF_ERROR(ToggleScope(db, partner_id, collection, change.doc_id, payload, 1));
+
+  if (collection == "project") {
+    FS_RETURN_IF_ERROR(
+        WriteProjectRow(db, static_cast<const v1::Project&>(*after), seq, now, writer.actor));
+  } else if (collection == "site") {
+    FS_RETURN_IF_ERROR(WriteSiteRow(db, static_cast<const v1::Site&>(*after), partner_id, seq,
+                                    now, writer.actor));
+  } else if (live) {
+    FS_RETURN_IF_ERROR(WriteRecordRow(db, static_cast<const v1::Record&>(*after), project, seq,
+                                      now, writer.actor));
+  } else {
+    FS_RETURN_IF_ERROR(DeleteRecordRow(db, change.doc_id));
+  }
+  return applied;
+}
+
+absl::StatusOr<int64_t> SqliteStore::WriteDocument(Database& db, absl::string_view collection,
+                                                   const google::protobuf::Message& doc,
+                                                   bool must_exist, int64_t expected_version,
+                                                   const Actor& actor, bool deleted) {
+  const auto* id_field = doc.GetDescriptor()->FindFieldByName("id");
+  std::string id = doc.GetReflection()->GetString(doc, id_field);
+  FS_ASSIGN_OR_RETURN(StoredDoc stored, LoadDoc(db, collection, id));
+  const bool exists = stored.exists && !stored.doc.deleted();
+  if (must_exist && !exists) {
+    return absl::NotFoundError(absl::StrCat(collection, " ", id, " not found"));
+  }
+  if (!must_exist && stored.exists) {
+    return absl::AlreadyExistsError(absl::StrCat(collection, ".id: ", id, " already exists"));
+  }
+  if (must_exist) {
+    // The version clients see is the typed row's, which moves with every applied change.
+    FS_RETURN_IF_ERROR(CheckVersion(collection, expected_version, stored.seq));
+  }
+  std::unique_ptr<google::protobuf::Message> clean(doc.New());
+  clean->CopyFrom(doc);
+  sync::ClearOutputOnly(clean.get());
+  sync::FieldValues target = sync::Flatten(*clean);
+  if (deleted) {
+    target = stored.doc.Values();
+    target[sync::kDeletedPath] = "\x01";
+  }
+  sync::FieldValues diff = sync::Diff(stored.doc.Values(), target);
+  if (diff.empty()) return stored.seq;
+  sync::Change change;
+  change.collection = std::string(collection);
+  change.doc_id = id;
+  change.hlc = NextHlc(actor.id);
+  for (const auto& [path, value] : diff) {
+    sync::Hlc base;
+    if (auto it = stored.doc.fields.find(path); it != stored.doc.fields.end()) base = it->second.hlc;
+    change.fields.push_back(sync::FieldChange{path, value, base});
+  }
+  FS_ASSIGN_OR_RETURN(Applied applied, ApplyChange(db, change, Writer{actor, "", 0, ""}));
+  return applied.seq;
+}
+
+absl::StatusOr<v1::Project> SqliteStore::CreateProject(const v1::Project& project,
+                                                       const Actor& actor) {
+  absl::StatusOr<v1::Project> out;
+  FS_RETURN_IF_ERROR(Write([&](Database& db) -> absl::Status {
+    FS_RETURN_IF_ERROR(WriteDocument(db, "project", project, false, 0, actor).status());
+    out = GetDoc<v1::Project>(db, "projects", "project", project.id());
+    return out.status();
+  }));
+  return out;
+}
+
+absl::StatusOr<v1::Project> SqliteStore::UpdateProject(const v1::Project& project,
+                                                       int64_t expected_version,
+                                                       const Actor& actor) {
+  absl::StatusOr<v1::Project> out;
+  FS_RETURN_IF_ERROR(Write([&](Database& db) -> absl::Status {
+    FS_RETURN_IF_ERROR(
+        WriteDocument(db, "project", project, true, expected_version, actor).status());
+    out = GetDoc<v1::Project>(db, "projects", "project", project.id());
+    return out.status();
+  }));
+  return out;
+}
+
+absl::StatusOr<v1::Site> SqliteStore::CreateSite(const v1::Site& site, const Actor& actor) {
+  absl::StatusOr<v1::Site> out;
+  FS_RETURN_IF_ERROR(Write([&](Database& db) -> absl::Status {
+    FS_RETURN_IF_ERROR(WriteDocument(db, "site", site, false, 0, actor).status());
+    out = GetDoc<v1::Site>(db, "sites", "site", site.id());
+    return out.status();
+  }));
+  return out;
+}
+
+absl::StatusOr<v1::Record> SqliteStore::CreateRecord(const v1::Record& record,
+                                                     const Actor& actor) {
+  absl::StatusOr<v1::Record> out;
+  FS_RETURN_IF_ERROR(Write([&](Database& db) -> absl::Status {
+    FS_RETURN_IF_ERROR(WriteDocument(db, "record", record, false, 0, actor).status());
+    out = GetDoc<v1::Record>(db, "records", "record", record.id());
+    return out.status();
+  }));
+  return out;
+}
+
+absl::StatusOr<v1::Record> SqliteStore::UpdateRecord(const v1::Record& record,
+                                                     int64_t expected_version,
+                                                     const Actor& actor) {
+  absl::StatusOr<v1::Record> out;
+  FS_RETURN_IF_ERROR(Write([&](Database& db) -> absl::Status {
+    FS_RETURN_IF_ERROR(WriteDocument(db, "record", record, true, expected_version, actor).status());
+    out = GetDoc<v1::Record>(db, "records", "record", record.id());
+    return out.status();
+  }));
+  return out;
+}
+
+absl::StatusOr<v1::Record> SqliteStore::DeleteRecord(absl::string_view id,
+                                                     int64_t expected_version,
+                                                     const Actor& actor) {
+  absl::StatusOr<v1::Record> out;
+  FS_RETURN_IF_ERROR(Write([&](Database& db) -> absl::Status {
+    out = GetDoc<v1::Record>(db, "records", "record", id);
+    FS_RETURN_IF_ERROR(out.status());
+    FS_RETURN_IF_ERROR(
+        WriteDocument(db, "record", *out, true, expected_version, actor, /*deleted=*/true)
+            .status());
+    return absl::OkStatus();
+  }));
+  return out;
+}
+
+// --- Sync --------------------------------------------------------------------------------------
+
+absl::StatusOr<PushResult> SqliteStore::Push(const DeviceWriter& device,
+                                             const std::vector<v1::Change>& changes) {
+  PushResult result;
+  absl::Status s = Write([&](Database& db) -> absl::Status {
+    FS_ASSIGN_OR_RETURN(Statement * acked,
+                        db.Prepare("SELECT acked_device_seq FROM devices WHERE id = ?"));
+    acked->Bind(1, device.device_id);
+    FS_ASSIGN_OR_RETURN(bool found, acked->Step());
+    if (!found) return absl::NotFoundError(absl::StrCat("device ", device.device_id, " not found"));
+    int64_t last = acked->ColumnInt(0);
+    acked->Reset();
+    for (size_t i = 0; i < changes.size(); ++i) {
+      const v1::Change& c = changes[i];
+      std::string where = absl::StrCat("changes[", i, "]");
+      if (c.device_seq() <= last) continue;  // a replay: already applied
+      if (c.device_seq() != last + 1) {
+        return absl::FailedPreconditionError(absl::StrCat(
+            where, ".device_seq: expected ", last + 1, " (the server has applied up to ", last,
+            "), got ", c.device_seq()));
+      }
+      absl::StatusOr<sync::Change> change = FromProto(c, device.device_id);
+      if (change.ok()) {
+        // The skew rule (docs/SYNC.md): a clock too far ahead is taken as the server's now.
+        sync::Hlc bounded = sync::BoundSkew(change->hlc, sync::SystemClockMs(),
+                                            sync::kDefaultMaxFutureMs);
+        // A clamped change takes a fresh server timestamp (still the device's node), so
+        // several clamped changes of one batch keep their order.
+        change->hlc = bounded == change->hlc ? bounded : NextHlc(device.device_id);
+        clock_.Observe(change->hlc);
+      }
+      absl::StatusOr<Applied> applied =
+          change.ok() ? ApplyChange(db, *change,
+                                    Writer{Actor{device.device_id}, device.device_id,
+                                           c.device_seq(), device.partner_id})
+                      : absl::StatusOr<Applied>(change.status());
+      if (!applied.ok()) {
+        return absl::Status(applied.status().code(),
+                            absl::StrCat(where, ": ", applied.status().message()));
+      }
+      result.conflicts += applied->conflicts;
+      last = c.device_seq();
+    }
+    FS_ASSIGN_OR_RETURN(Statement * up,
+                        db.Prepare("UPDATE devices SET acked_device_seq = ? WHERE id = ?"));
+    up->Bind(1, last);
+    up->Bind(2, device.device_id);
+    FS_RETURN_IF_ERROR(up->Run());
+    result.acked_device_seq = last;
+    return absl::OkStatus();
+  });
+  FS_RETURN_IF_ERROR(s);
+  return result;
+}
+
+absl::StatusOr<PullResult> SqliteStore::Pull(absl::string_view partner_id, int64_t after_seq,
+                                             int limit) {
+  PullResult out;
+  out.last_seq = after_seq;
+  FS_RETURN_IF_ERROR(Read([&](Database& db) -> absl::Status {
+    // One read transaction: the page and the checksum see the same snapshot.
+    FS_ASSIGN_OR_RETURN(auto tx, sqlite::Transaction::Begin(db, sqlite::Transaction::kDeferred));
+    FS_ASSIGN_OR_RETURN(
+        Statement * docs,
+        db.Prepare("SELECT collection, doc_id, seq FROM docs WHERE partner_id = ? AND seq > ? "
+                   "ORDER BY seq LIMIT ?"));
+    docs->Bind(1, partner_id);
+    docs->Bind(2, after_seq);
+    docs->Bind(3, static_cast<int64_t>(limit + 1));
+    FS_ASSIGN_OR_RETURN(Statement * fields,
+                        db.Prepare("SELECT path, value, hlc FROM doc_fields WHERE collection = ? "
+                                   "AND doc_id = ? AND seq > ? ORDER BY path"));
+    int rows = 0;
+    while (true) {
+      FS_ASSIGN_OR_RETURN(bool has, docs->Step());
+      if (!has) break;
+      if (++rows > limit) break;
+      v1::DocumentDelta* d = &out.documents.emplace_back();
+      d->set_collection(docs->ColumnText(0));
+      d->set_doc_id(docs->ColumnText(1));
+      d->set_version(docs->ColumnInt(2));
+      out.last_seq = d->version();
+      fields->Reset();
+      fields->Bind(1, d->collection());
+      fields->Bind(2, d->doc_id());
+      fields->Bind(3, after_seq);
+      while (true) {
+        FS_ASSIGN_OR_RETURN(bool f, fields->Step());
+        if (!f) break;
+        v1::DeltaField* df = d->add_fields();
+        df->set_path(fields->ColumnText(0));
+        df->set_value(fields->ColumnBlob(1));
+        df->set_hlc(fields->ColumnText(2));
+      }
+    }
+    docs->Reset();
+    out.last = rows <= limit;
+    if (out.last) {
+      FS_ASSIGN_OR_RETURN(
+          Statement * sum,
+          db.Prepare("SELECT digest, documents FROM scope_checksums WHERE partner_id = ?"));
+      sum->Bind(1, partner_id);
+      FS_ASSIGN_OR_RETURN(bool found, sum->Step());
+      out.scope_checksum = HexEncode(found ? sum->ColumnBlob(0) : std::string(32, '\0'));
+      out.scope_documents = found ? sum->ColumnInt(1) : 0;
+      sum->Reset();
+    }
+    return tx.Commit();
+  }));
+  return out;
+}
+
+absl::StatusOr<int64_t> SqliteStore::AckedDeviceSeq(absl::string_view device_id) {
+  int64_t out = 0;
+  FS_RETURN_IF_ERROR(Read([&](Database& db) -> absl::Status {
+    FS_ASSIGN_OR_RETURN(Statement * st,
+                        db.Prepare("SELECT acked_device_seq FROM devices WHERE id = ?"));
+    st->Bind(1, device_id);
+    FS_ASSIGN_OR_RETURN(bool found, st->Step());
+    if (!found) return absl::NotFoundError(absl::StrCat("device ", device_id, " not found"));
+    out = st->ColumnInt(0);
+    st->Reset();
+    return absl::OkStatus();
+  }));
+  return out;
+}
+
+absl::Status SqliteStore::MarkSynced(absl::string_view device_id) {
+  return Write([&](Database& db) -> absl::Status {
+    FS_ASSIGN_OR_RETURN(Statement * st,
+                        db.Prepare("UPDATE devices SET last_sync_at = ? WHERE id = ?"));
+    st->Bind(1, NowMicros());
+    st->Bind(2, device_id);
+    return st->Run();
+  });
+}
+
+// --- Conflicts ---------------------------------------------------------------------------------
+
+namespace {
+
+constexpr char kConflictColumns[] =
+    "id, collection, doc_id, partner_id, path, winning_value, winning_hlc, winning_writer, "
+    "losing_value, losing_hlc, losing_writer, seq, detected_at, status, resolved_by, "
+    "resolved_at, resolution";
+
+// A field value as JSON of the document holding only that field: {"well":{"yieldLph":1200}}.
+std::string FieldJson(absl::string_view collection, absl::string_view path,
+                      absl::string_view value) {
+  const google::protobuf::Message* proto = sync::PrototypeFor(collection);
+  if (proto == nullptr) return "";
+  std::unique_ptr<google::protobuf::Message> m(proto->New());
+  if (path == sync::kDeletedPath) return value.empty() ? "{\"deleted\":false}" : "{\"deleted\":true}";
+  if (!sync::Assemble({{std::string(path), std::string(value)}}, m.get()).ok()) return "";
+  std::string json;
+  google::protobuf::util::JsonPrintOptions options;
+  options.always_print_primitive_fields = true;
+  if (!google::protobuf::util::MessageToJsonString(*m, &json).ok()) return "";
+  return json;
+}
+
+v1::Conflict ReadConflict(const Statement& st) {
+  v1::Conflict c;
+  c.set_id(st.ColumnText(0));
+  c.set_collection(st.ColumnText(1));
+  c.set_doc_id(st.ColumnText(2));
+  c.set_partner_id(st.ColumnText(3));
+  c.set_path(st.ColumnText(4));
+  c.set_winning_value_json(FieldJson(c.collection(), c.path(), st.ColumnBlob(5)));
+  c.set_winning_hlc(st.ColumnText(6));
+  c.set_winning_writer(st.ColumnText(7));
+  c.set_losing_value_json(FieldJson(c.collection(), c.path(), st.ColumnBlob(8)));
+  c.set_losing_hlc(st.ColumnText(9));
+  c.set_losing_writer(st.ColumnText(10));
+  c.set_seq(st.ColumnInt(11));
+  SetTimestamp(st.ColumnInt(12), c.mutable_detected_at());
+  v1::ConflictStatus status = v1::CONFLICT_STATUS_UNSPECIFIED;
+  ParseShortName(st.ColumnText(13), &status);
+  c.set_status(status);
+  c.set_resolved_by(st.ColumnText(14));
+  if (!st.ColumnIsNull(15)) SetTimestamp(st.ColumnInt(15), c.mutable_resolved_at());
+  v1::ConflictResolution resolution = v1::CONFLICT_RESOLUTION_UNSPECIFIED;
+  if (!st.ColumnIsNull(16)) ParseShortName(st.ColumnText(16), &resolution);
+  c.set_resolution(resolution);
+  return c;
+}
+
+absl::StatusOr<std::vector<v1::Conflict>> QueryConflicts(Database& db, const std::string& sql,
+                                                         const std::vector<Param>& params) {
+  FS_ASSIGN_OR_RETURN(Statement * st, db.Prepare(sql));
+  BindAll(*st, params);
+  std::vector<v1::Conflict> out;
+  while (true) {
+    FS_ASSIGN_OR_RETURN(bool row, st->Step());
+    if (!row) break;
+    out.push_back(ReadConflict(*st));
+  }
+  return out;
+}
+
+}  // namespace
+
+absl::StatusOr<std::vector<v1::Conflict>> SqliteStore::ListConflicts(
+    const v1::ListConflictsRequest& f, const Scope& scope, const PageRequest& page) {
+  absl::StatusOr<std::vector<v1::Conflict>> out;
+  FS_RETURN_IF_ERROR(Read([&](Database& db) {
+    Where where;
+    where.AddIf(!scope.partner_id.empty(), "partner_id = ?", scope.partner_id);
+    where.AddIf(f.status() != v1::CONFLICT_STATUS_UNSPECIFIED, "status = ?",
+                ShortName(f.status()));
+    where.AddIf(!f.doc_id().empty(), "doc_id = ?", f.doc_id());
+    std::string tail;
+    AddPage(where, tail, page, "id");
+    out = QueryConflicts(
+        db, absl::StrCat("SELECT ", kConflictColumns, " FROM conflicts WHERE ", where.Sql(), tail),
+        where.params());
+    return absl::OkStatus();
+  }));
+  return out;
+}
+
+absl::StatusOr<v1::Conflict> SqliteStore::GetConflict(absl::string_view id) {
+  absl::StatusOr<std::vector<v1::Conflict>> found;
+  FS_RETURN_IF_ERROR(Read([&](Database& db) {
+    found = QueryConflicts(
+        db, absl::StrCat("SELECT ", kConflictColumns, " FROM conflicts WHERE id = ?"),
+        {std::string(id)});
+    return absl::OkStatus();
+  }));
+  FS_RETURN_IF_ERROR(found.status());
+  if (found->empty()) return absl::NotFoundError(absl::StrCat("conflict ", id, " not found"));
+  return found->front();
+}
+
+absl::StatusOr<v1::Conflict> SqliteStore::ResolveConflict(absl::string_view id,
+                                                          v1::ConflictResolution resolution,
+                                                          const Actor& actor) {
+  absl::StatusOr<v1::Conflict> out;
+  FS_RETURN_IF_ERROR(Write([&](Database& db) -> absl::Status {
+    FS_ASSIGN_OR_RETURN(
+        Statement * st,
+        db.Prepare("SELECT collection, doc_id, path, losing_value, status FROM conflicts "
+                   "WHERE id = ?"));
+    st->Bind(1, id);
+    FS_ASSIGN_OR_RETURN(bool found, st->Step());
+    if (!found) return absl::NotFoundError(absl::StrCat("conflict ", id, " not found"));
+    std::string collection = st->ColumnText(0), doc_id = st->ColumnText(1),
+                path = st->ColumnText(2), losing = st->ColumnBlob(3), status = st->ColumnText(4);
+    st->Reset();
+    if (status != "OPEN") {
+      return absl::FailedPreconditionError(absl::StrCat("id: conflict ", id, " is already resolved"));
+    }
+    if (resolution == v1::CONFLICT_RESOLUTION_TAKE_LOSER) {
+      FS_ASSIGN_OR_RETURN(StoredDoc stored, LoadDoc(db, collection, doc_id));
+      sync::Change change;
+      change.collection = collection;
+      change.doc_id = doc_id;
+      change.hlc = NextHlc(actor.id);
+      sync::Hlc base;
+      if (auto it = stored.doc.fields.find(path); it != stored.doc.fields.end()) {
+        base = it->second.hlc;
+      }
+      change.fields.push_back(sync::FieldChange{path, losing, base});
+      FS_RETURN_IF_ERROR(ApplyChange(db, change, Writer{actor, "", 0, ""}).status());
+    }
+    FS_ASSIGN_OR_RETURN(
+        Statement * up,
+        db.Prepare("UPDATE conflicts SET status = 'RESOLVED', resolved_by = ?, resolved_at = ?, "
+                   "resolution = ? WHERE id = ?"));
+    up->Bind(1, actor.id);
+    up->Bind(2, NowMicros());
+    up->Bind(3, ShortName(resolution));
+    up->Bind(4, id);
+    FS_RETURN_IF_ERROR(up->Run());
+    FS_ASSIGN_OR_RETURN(
+        std::vector<v1::Conflict> rows,
+        QueryConflicts(db, absl::StrCat("SELECT ", kConflictColumns, " FROM conflicts WHERE id = ?"),
+                       {std::string(id)}));
+    out = rows.front();
+    return absl::OkStatus();
+  }));
+  return out;
+}
+
+// --- Enrollment --------------------------------------------------------------------------------
+
+absl::Status SqliteStore::CreateEnrollment(absl::string_view device_id,
+                                           absl::string_view code_sha256_hex,
+                                           absl::Time expires_at, const Actor& actor) {
+  return Write([&](Database& db) -> absl::Status {
+    int64_t now = NowMicros();
+    FS_ASSIGN_OR_RETURN(
+        Statement * st,
+        db.Prepare("INSERT INTO enrollments(code_sha256, device_id, created_at, expires_at) "
+                   "VALUES(?, ?, ?, ?)"));
+    st->Bind(1, code_sha256_hex);
+    st->Bind(2, device_id);
+    st->Bind(3, now);
+    st->Bind(4, absl::ToUnixMicros(expires_at));
+    FS_RETURN_IF_ERROR(st->Run());
+    v1::CreateEnrollmentRequest logged;  // the code itself never enters the log
+    logged.set_device_id(std::string(device_id));
+    return AppendChange(db, "enrollment", device_id, "create", actor, Serialize(logged), now)
+        .status();
+  });
+}
+
+absl::StatusOr<std::string> SqliteStore::RedeemEnrollment(absl::string_view code_sha256_hex) {
+  std::string device_id;
+  FS_RETURN_IF_ERROR(Write([&](Database& db) -> absl::Status {
+    int64_t now = NowMicros();
+    FS_ASSIGN_OR_RETURN(
+        Statement * st,
+        db.Prepare("UPDATE enrollments SET used_at = ? WHERE code_sha256 = ? AND used_at IS NULL "
+                   "AND expires_at > ? RETURNING device_id"));
+    st->Bind(1, now);
+    st->Bind(2, code_sha256_hex);
+    st->Bind(3, now);
+    FS_ASSIGN_OR_RETURN(bool found, st->Step());
+    if (!found) {
+      return absl::NotFoundError("code: unknown, already used or expired enrollment code");
+    }
+    device_id = st->ColumnText(0);
+    return st->Run();
+  }));
+  return device_id;
+}
+
+// --- Live feed ---------------------------------------------------------------------------------
+
+int64_t SqliteStore::LastSeq() {
+  absl::MutexLock lock(&seq_mu_);
+  return last_seq_;
+}
+
+void SqliteStore::WaitForChange(int64_t seq, absl::Duration timeout) {
+  absl::MutexLock lock(&seq_mu_);
+  absl::Time deadline = absl::Now() + timeout;
+  while (last_seq_ <= seq) {
+    if (seq_cv_.WaitWithDeadline(&seq_mu_, deadline)) break;
+  }
 }
 
 // --- Change log --------------------------------------------------------------------------------

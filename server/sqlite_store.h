@@ -16,6 +16,8 @@
 #include <vector>
 
 #include "absl/synchronization/mutex.h"
+#include "fieldsync/sync/hlc.h"
+#include "fieldsync/sync/merge.h"
 #include "fieldsync/sync/sqlite.h"
 #include "server/store.h"
 
@@ -87,6 +89,32 @@ class SqliteStore : public Store {
   absl::StatusOr<v1::GetStatsResponse> GetStats(const v1::GetStatsRequest& filter,
                                                 const Scope& scope) override;
 
+  absl::StatusOr<v1::Record> DeleteRecord(absl::string_view id, int64_t expected_version,
+                                          const Actor& actor) override;
+
+  absl::StatusOr<PushResult> Push(const DeviceWriter& device,
+                                  const std::vector<v1::Change>& changes) override;
+  absl::StatusOr<PullResult> Pull(absl::string_view partner_id, int64_t after_seq,
+                                  int limit) override;
+  absl::StatusOr<int64_t> AckedDeviceSeq(absl::string_view device_id) override;
+  absl::Status MarkSynced(absl::string_view device_id) override;
+  std::string ServerHlc() override;
+
+  absl::StatusOr<std::vector<v1::Conflict>> ListConflicts(const v1::ListConflictsRequest& filter,
+                                                          const Scope& scope,
+                                                          const PageRequest& page) override;
+  absl::StatusOr<v1::Conflict> GetConflict(absl::string_view id) override;
+  absl::StatusOr<v1::Conflict> ResolveConflict(absl::string_view id,
+                                               v1::ConflictResolution resolution,
+                                               const Actor& actor) override;
+
+  absl::Status CreateEnrollment(absl::string_view device_id, absl::string_view code_sha256_hex,
+                                absl::Time expires_at, const Actor& actor) override;
+  absl::StatusOr<std::string> RedeemEnrollment(absl::string_view code_sha256_hex) override;
+
+  int64_t LastSeq() override;
+  void WaitForChange(int64_t seq, absl::Duration timeout) override;
+
   absl::Status RunInTransaction(const std::function<absl::Status()>& fn) override;
 
   absl::StatusOr<std::vector<ChangeLogEntry>> ReadChangeLog(int64_t after_seq,
@@ -99,6 +127,39 @@ class SqliteStore : public Store {
 
   explicit SqliteStore(std::unique_ptr<sqlite::Database> writer);
 
+  // Who makes a change through the document path, and what they may touch.
+  struct Writer {
+    Actor actor;
+    // Set for device pushes.
+    std::string device_id;
+    int64_t device_seq = 0;
+    // Non-empty: only documents of this partner's projects.
+    std::string partner_id;
+  };
+  // Result of applying one change.
+  struct Applied {
+    int64_t seq = 0;
+    int conflicts = 0;
+    bool changed = false;
+  };
+  // The one write path of projects, sites and records: merges `change` into the document,
+  // validates the result, and updates doc_fields, docs, the scope checksum, the typed tables,
+  // conflicts and the change log. Runs on the writer connection inside a transaction.
+  absl::StatusOr<Applied> ApplyChange(sqlite::Database& db, const sync::Change& change,
+                                      const Writer& writer);
+  // A change by an HQ user (no device) of `collection`/`id` to the values of `doc`; only
+  // fields that differ from the stored document are sent. `must_exist`: NOT_FOUND if missing;
+  // otherwise ALREADY_EXISTS if present. Returns the new seq (or the old version if nothing
+  // changed).
+  absl::StatusOr<int64_t> WriteDocument(sqlite::Database& db, absl::string_view collection,
+                                        const google::protobuf::Message& doc, bool must_exist,
+                                        int64_t expected_version, const Actor& actor,
+                                        bool deleted = false);
+  // Reads the last committed seq and wakes WaitForChange callers. Writer lock held.
+  void PublishLastSeq();
+  // Next timestamp of the server clock for `node`. Writer lock held.
+  sync::Hlc NextHlc(absl::string_view node);
+
   // Runs `fn` on the writer connection in its own transaction, or inside the caller's
   // RunInTransaction (under a savepoint, so a failed write leaves nothing behind).
   absl::Status Write(const WriteFn& fn);
@@ -107,6 +168,10 @@ class SqliteStore : public Store {
 
   std::unique_ptr<sqlite::Database> writer_;
   absl::Mutex writer_mu_;
+  sync::HlcClock clock_{"server"};  // guarded by writer_mu_ (or the RunInTransaction owner)
+  absl::Mutex seq_mu_;
+  absl::CondVar seq_cv_;
+  int64_t last_seq_ ABSL_GUARDED_BY(seq_mu_) = 0;
   std::atomic<std::thread::id> tx_owner_{};
 
   absl::Mutex readers_mu_;

@@ -34,6 +34,7 @@
 #include "absl/time/time.h"
 #include "fieldsync/v1/admin.pb.h"
 #include "fieldsync/v1/domain.pb.h"
+#include "fieldsync/v1/sync.pb.h"
 #include "fieldsync/v1/tracker.pb.h"
 
 namespace fieldsync::server {
@@ -42,6 +43,34 @@ namespace fieldsync::server {
 struct Actor {
   // User or device id; "system" for the server's own writes (demo data).
   std::string id;
+};
+
+// A device pushing changes: its id and the partner whose documents it may touch.
+struct DeviceWriter {
+  std::string device_id;
+  std::string partner_id;
+};
+
+// What a push did.
+struct PushResult {
+  // Highest device_seq of the device applied so far (this push and earlier ones).
+  int64_t acked_device_seq = 0;
+  // Conflicts this push created.
+  int conflicts = 0;
+};
+
+// One page of a pull.
+struct PullResult {
+  std::vector<v1::DocumentDelta> documents;
+  // Server sequence of the last document in the page (the next cursor); the request's cursor
+  // when the page is empty.
+  int64_t last_seq = 0;
+  // No more documents after this page (at the time of reading).
+  bool last = false;
+  // On the last page: the scope's checksum (hex) and live document count, read in the same
+  // snapshot as the page.
+  std::string scope_checksum;
+  int64_t scope_documents = 0;
 };
 
 // A restriction of reads to one partner's data. Empty partner_id: everything.
@@ -147,6 +176,54 @@ class Store {
   // WHO thresholds (model::OutcomeThresholds defaults).
   virtual absl::StatusOr<v1::GetStatsResponse> GetStats(const v1::GetStatsRequest& filter,
                                                         const Scope& scope) = 0;
+
+  // Deletes a record: a tombstone that syncs to devices. The typed rows go; the document and
+  // its history stay.
+  virtual absl::StatusOr<v1::Record> DeleteRecord(absl::string_view id, int64_t expected_version,
+                                                  const Actor& actor) = 0;
+
+  // --- Sync -----------------------------------------------------------------------------------
+  // Applies a device's batch of changes, all or nothing, in device_seq order. Changes at or
+  // below the device's acknowledged sequence are skipped (replays); the first new change must
+  // be acknowledged + 1 and the rest contiguous (FAILED_PRECONDITION otherwise). A change that
+  // is malformed, invalid after merge, or touches another partner's document is
+  // INVALID_ARGUMENT "changes[i]...". Durable when it returns OK.
+  virtual absl::StatusOr<PushResult> Push(const DeviceWriter& device,
+                                          const std::vector<v1::Change>& changes) = 0;
+  // Documents of `partner_id`'s scope whose last change is after `after_seq`, in server
+  // sequence order, at most `limit`; each with the fields changed after `after_seq`.
+  virtual absl::StatusOr<PullResult> Pull(absl::string_view partner_id, int64_t after_seq,
+                                          int limit) = 0;
+  // Highest device_seq applied for the device (0 if none).
+  virtual absl::StatusOr<int64_t> AckedDeviceSeq(absl::string_view device_id) = 0;
+  // Records that the device finished a sync round now.
+  virtual absl::Status MarkSynced(absl::string_view device_id) = 0;
+  // A fresh timestamp of the server's hybrid logical clock, encoded.
+  virtual std::string ServerHlc() = 0;
+
+  // --- Conflicts ------------------------------------------------------------------------------
+  virtual absl::StatusOr<std::vector<v1::Conflict>> ListConflicts(
+      const v1::ListConflictsRequest& filter, const Scope& scope, const PageRequest& page) = 0;
+  virtual absl::StatusOr<v1::Conflict> GetConflict(absl::string_view id) = 0;
+  // Closes an open conflict; TAKE_LOSER writes the losing value back as a new change by
+  // `actor`. FAILED_PRECONDITION if already resolved.
+  virtual absl::StatusOr<v1::Conflict> ResolveConflict(absl::string_view id,
+                                                       v1::ConflictResolution resolution,
+                                                       const Actor& actor) = 0;
+
+  // --- Enrollment -----------------------------------------------------------------------------
+  virtual absl::Status CreateEnrollment(absl::string_view device_id,
+                                        absl::string_view code_sha256_hex, absl::Time expires_at,
+                                        const Actor& actor) = 0;
+  // Marks the code used and returns its device id. NOT_FOUND for an unknown, used or expired
+  // code (one answer for all three, so codes cannot be probed).
+  virtual absl::StatusOr<std::string> RedeemEnrollment(absl::string_view code_sha256_hex) = 0;
+
+  // --- Live feed ------------------------------------------------------------------------------
+  // The highest change_log seq committed.
+  virtual int64_t LastSeq() = 0;
+  // Blocks until a change with seq > `seq` commits or `timeout` passes.
+  virtual void WaitForChange(int64_t seq, absl::Duration timeout) = 0;
 
   // Runs `fn` in one write transaction: every write `fn` makes through this store commits
   // together or not at all. Used for bulk loads. `fn` must not call RunInTransaction again

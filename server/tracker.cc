@@ -1,5 +1,7 @@
 #include "server/tracker.h"
 
+#include <map>
+
 #include "absl/strings/escaping.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
@@ -7,6 +9,7 @@
 #include "fieldsync/base/status_macros.h"
 #include "fieldsync/model/validate.h"
 #include "fieldsync/model/visual_acuity.h"
+#include "google/protobuf/util/time_util.h"
 
 namespace fieldsync::server {
 
@@ -245,6 +248,127 @@ absl::StatusOr<v1::GetStatsResponse> Tracker::GetStats(const Principal& who,
   FS_RETURN_IF_ERROR(CheckFilterCountry("country", request.country()));
   FS_RETURN_IF_ERROR(CheckDateRange(request.from_date(), request.to_date()));
   return store_.GetStats(request, who.scope());
+}
+
+absl::StatusOr<v1::Record> Tracker::DeleteRecord(const Principal& who, absl::string_view id) {
+  FS_RETURN_IF_ERROR(GetRecord(who, id).status());
+  return store_.DeleteRecord(id, 0, who.actor());
+}
+
+// --- Conflicts ---------------------------------------------------------------------------------
+
+absl::StatusOr<v1::ListConflictsResponse> Tracker::ListConflicts(
+    const Principal& who, const v1::ListConflictsRequest& request) {
+  FS_RETURN_IF_ERROR(CheckFilterEnum("status", request.status(), v1::ConflictStatus_IsValid));
+  FS_RETURN_IF_ERROR(CheckFilterId("doc_id", request.doc_id()));
+  FS_ASSIGN_OR_RETURN(PageRequest page, PageFor(request.page_size(), request.page_token()));
+  FS_ASSIGN_OR_RETURN(std::vector<v1::Conflict> rows,
+                      store_.ListConflicts(request, who.scope(), page));
+  v1::ListConflictsResponse out;
+  out.set_next_page_token(
+      FinishPage<v1::Conflict>(rows, page, [](const v1::Conflict& c) { return c.id(); }));
+  for (v1::Conflict& c : rows) *out.add_conflicts() = std::move(c);
+  return out;
+}
+
+absl::StatusOr<v1::Conflict> Tracker::ResolveConflict(const Principal& who,
+                                                      const v1::ResolveConflictRequest& request) {
+  FS_RETURN_IF_ERROR(model::ValidateId("id", request.id(), /*allow_empty=*/false));
+  if (request.resolution() != v1::CONFLICT_RESOLUTION_KEEP_WINNER &&
+      request.resolution() != v1::CONFLICT_RESOLUTION_TAKE_LOSER) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "resolution: KEEP_WINNER or TAKE_LOSER is required, got ", request.resolution()));
+  }
+  return store_.ResolveConflict(request.id(), request.resolution(), who.actor());
+}
+
+// --- Live feed ---------------------------------------------------------------------------------
+
+absl::Status Tracker::WatchChanges(const Principal& who, const v1::WatchChangesRequest& request,
+                                   const std::function<bool(const v1::ChangeEvent&)>& emit,
+                                   const std::function<bool()>& cancelled) {
+  if (request.after_seq() < 0) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("after_seq: must be >= 0, got ", request.after_seq()));
+  }
+  FS_RETURN_IF_ERROR(CheckFilterId("partner_id", request.partner_id()));
+  FS_RETURN_IF_ERROR(CheckFilterCountry("country", request.country()));
+  FS_RETURN_IF_ERROR(CheckFilterEnum("kind", request.kind(), v1::RecordKind_IsValid));
+  // Project of each document seen, to filter by partner and country without a lookup per event.
+  std::map<std::string, v1::Project> projects;
+  auto project_of = [&](const std::string& id) -> const v1::Project* {
+    auto it = projects.find(id);
+    if (it == projects.end()) {
+      absl::StatusOr<v1::Project> p = store_.GetProject(id);
+      if (!p.ok()) return nullptr;
+      it = projects.emplace(id, *std::move(p)).first;
+    }
+    return &it->second;
+  };
+  int64_t seq = request.after_seq();
+  while (!cancelled()) {
+    FS_ASSIGN_OR_RETURN(std::vector<ChangeLogEntry> entries, store_.ReadChangeLog(seq, 500));
+    for (const ChangeLogEntry& e : entries) {
+      seq = e.seq;
+      if (e.collection != "project" && e.collection != "site" && e.collection != "record") {
+        continue;
+      }
+      v1::ChangeEvent event;
+      event.set_seq(e.seq);
+      event.set_collection(e.collection);
+      event.set_doc_id(e.doc_id);
+      event.set_op(e.op);
+      event.set_actor(e.actor_id);
+      *event.mutable_committed_at() = google::protobuf::util::TimeUtil::MicrosecondsToTimestamp(
+          absl::ToUnixMicros(e.server_time));
+      std::string project_id;
+      v1::RecordKind kind = v1::RECORD_KIND_UNSPECIFIED;
+      if (e.collection == "project") {
+        projects.erase(e.doc_id);  // it may have changed country
+        project_id = e.doc_id;
+        if (const v1::Project* p = project_of(project_id)) *event.mutable_project() = *p;
+      } else if (e.collection == "site") {
+        absl::StatusOr<v1::Site> site = store_.GetSite(e.doc_id);
+        if (site.ok()) {
+          project_id = site->project_id();
+          *event.mutable_site() = *std::move(site);
+        }
+      } else {
+        absl::StatusOr<v1::Record> record = store_.GetRecord(e.doc_id);
+        if (record.ok()) {
+          project_id = record->project_id();
+          kind = record->kind();
+          *event.mutable_record() = *std::move(record);
+        } else {
+          // Deleted since: its last change names the project.
+          v1::Change change;
+          if (change.ParseFromString(e.payload)) {
+            for (const v1::FieldChange& f : change.fields()) {
+              if (f.path() == "project_id") {
+                v1::Record partial;
+                if (partial.ParseFromString(f.value())) project_id = partial.project_id();
+              }
+            }
+          }
+        }
+      }
+      const v1::Project* project = project_id.empty() ? nullptr : project_of(project_id);
+      if (project == nullptr) continue;  // nothing to scope it by: never send it
+      event.set_partner_id(project->partner_id());
+      event.set_country(project->country());
+      if (Hidden(who, project->partner_id())) continue;
+      if (!request.partner_id().empty() && request.partner_id() != project->partner_id()) continue;
+      if (!request.country().empty() && request.country() != project->country()) continue;
+      if (request.kind() != v1::RECORD_KIND_UNSPECIFIED &&
+          (e.collection != "record" || (kind != v1::RECORD_KIND_UNSPECIFIED &&
+                                        kind != request.kind()))) {
+        continue;
+      }
+      if (!emit(event)) return absl::OkStatus();
+    }
+    if (entries.empty()) store_.WaitForChange(seq, absl::Seconds(1));
+  }
+  return absl::OkStatus();
 }
 
 }  // namespace fieldsync::server

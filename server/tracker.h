@@ -47,6 +47,21 @@ class Tracker {
   absl::StatusOr<v1::GetStatsResponse> GetStats(const Principal& who,
                                                 const v1::GetStatsRequest& request);
 
+  absl::StatusOr<v1::Record> DeleteRecord(const Principal& who, absl::string_view id);
+
+  absl::StatusOr<v1::ListConflictsResponse> ListConflicts(const Principal& who,
+                                                          const v1::ListConflictsRequest& request);
+  absl::StatusOr<v1::Conflict> ResolveConflict(const Principal& who,
+                                               const v1::ResolveConflictRequest& request);
+
+  // Sends every change after request.after_seq that the caller may see and that matches the
+  // filters, then waits for new ones, until `emit` returns false or `cancelled()` is true.
+  // Each event carries the document as it stands when the event is sent (or none, once a
+  // record is deleted).
+  absl::Status WatchChanges(const Principal& who, const v1::WatchChangesRequest& request,
+                            const std::function<bool(const v1::ChangeEvent&)>& emit,
+                            const std::function<bool()>& cancelled);
+
  private:
   // The project, if it exists and the caller may see it; else `missing` naming `field`.
   absl::StatusOr<v1::Project> VisibleProject(const Principal& who, absl::string_view field,

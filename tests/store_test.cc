@@ -158,7 +158,8 @@ TEST_F(StoreTest, TokensAreStoredOnlyAsHashes) {
 
 TEST(AuthPolicy, EveryRpcHasAPolicyAndEveryPolicyAnRpc) {
   std::set<std::string> rpcs;
-  for (const char* service : {"fieldsync.v1.TrackerService", "fieldsync.v1.AdminService"}) {
+  for (const char* service : {"fieldsync.v1.TrackerService", "fieldsync.v1.AdminService",
+                              "fieldsync.v1.SyncService"}) {
     const auto* d = google::protobuf::DescriptorPool::generated_pool()->FindServiceByName(service);
     ASSERT_NE(d, nullptr) << service;
     for (int i = 0; i < d->method_count(); ++i) {

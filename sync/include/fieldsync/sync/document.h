@@ -41,8 +41,8 @@ using FieldValues = std::map<std::string, std::string>;
 // wins over the delete) converge everywhere.
 inline constexpr char kDeletedPath[] = "_deleted";
 
-// Every set field of `message` (default-valued fields are omitted). Unknown fields are not
-// part of a document and are dropped.
+// Every set field of `message` (default-valued fields are omitted). Unknown fields of the
+// message and of a split oneof member are not part of a document and are dropped.
 FieldValues Flatten(const google::protobuf::Message& message);
 
 // Builds `out` (cleared first) from `fields`. Paths absent from `fields` stay default; the
@@ -73,7 +73,9 @@ bool MergeFieldValue(absl::string_view path, const std::string& value,
                      google::protobuf::Message* out);
 
 // Paths whose value differs between `before` and `after` (a path missing on one side counts as
-// ""), with the value in `after` ("" if missing).
+// ""), with the value in `after` ("" if missing). For an edit, take `before` from the stored
+// Document::Values() (without kDeletedPath), not from Flatten of the assembled message: then
+// paths that Assemble could not show (a body another device switched) are reset too.
 FieldValues Diff(const FieldValues& before, const FieldValues& after);
 
 // Clears the output-only fields of fieldsync.v1 messages (audit, and Record's kind,

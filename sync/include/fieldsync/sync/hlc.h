@@ -37,6 +37,9 @@ struct Hlc {
   bool IsZero() const { return wall_ms == 0 && counter == 0 && node.empty(); }
 };
 
+// True if `hlc` is in range: what Encode() writes and Decode() reads back.
+bool IsValidHlc(const Hlc& hlc);
+
 bool operator<(const Hlc& a, const Hlc& b);
 bool operator==(const Hlc& a, const Hlc& b);
 inline bool operator!=(const Hlc& a, const Hlc& b) { return !(a == b); }
@@ -53,11 +56,15 @@ class HlcClock {
   HlcClock(std::string node, std::function<int64_t()> physical_ms = SystemClockMs);
 
   // A new timestamp for a local event, greater than every timestamp this clock has issued or
-  // observed.
+  // observed. Physical time is clamped to 0..9999999999999999 (a dead RTC before 1970 counts as
+  // 0). When the counter would pass 99999, wall_ms advances by 1 and the counter restarts at 0.
   Hlc Now();
-  // Advances the clock past `remote` (a timestamp received from another node).
+  // Advances the clock past `remote` (a timestamp received from another node). The server
+  // bounds remote clocks (BoundSkew) before observing them; a remote at the very end of the
+  // range would push wall_ms past what Encode() can write.
   void Observe(const Hlc& remote);
-  // Restores the last timestamp after a restart (read from durable storage).
+  // Restores the last timestamp after a restart (read from durable storage). Never moves the
+  // clock back: an older `last` is ignored. The node stays this clock's node.
   void Restore(const Hlc& last);
   const Hlc& last() const { return last_; }
 

@@ -1,0 +1,209 @@
+// The CLI run in-process where no server is needed: help, usage errors, missing token,
+// unreachable server. Scenarios against a real fieldsyncd are in tests/cli_test.cc.
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <sstream>
+
+#include "absl/strings/str_cat.h"
+#include "cli/cli.h"
+
+namespace fieldsync::cli {
+namespace {
+
+using ::testing::AllOf;
+using ::testing::HasSubstr;
+using ::testing::StartsWith;
+
+struct RunResult {
+  int code;
+  std::string out;
+  std::string err;
+};
+
+RunResult RunFieldsync(const std::vector<std::string>& args, Environment env = {},
+                       std::string stdin_text = "") {
+  std::istringstream in(stdin_text);
+  std::ostringstream out, err;
+  int code = RunCli(args, env, {in, out, err});
+  return {code, out.str(), err.str()};
+}
+
+// A loopback port nobody listens on: bound by the kernel's choice, then closed.
+int UnusedPort() {
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  addr.sin_port = 0;
+  EXPECT_EQ(bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)), 0);
+  socklen_t len = sizeof(addr);
+  EXPECT_EQ(getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len), 0);
+  close(fd);
+  return ntohs(addr.sin_port);
+}
+
+TEST(CliOfflineTest, TopHelpListsCommandsAndExitCodes) {
+  RunResult r = RunFieldsync({"--help"});
+  EXPECT_EQ(r.code, 0);
+  EXPECT_EQ(r.err, "");
+  EXPECT_THAT(r.out, HasSubstr("projects list|get|create|update"));
+  EXPECT_THAT(r.out, HasSubstr("tokens list|create|revoke"));
+  EXPECT_THAT(r.out, HasSubstr("--server HOST:PORT"));
+  EXPECT_THAT(r.out, HasSubstr("Exit codes:"));
+  EXPECT_THAT(r.out, HasSubstr("  3   fieldsyncd unreachable"));
+  EXPECT_THAT(r.out, HasSubstr("FIELDSYNC_TOKEN"));
+}
+
+TEST(CliOfflineTest, GroupAndCommandHelp) {
+  RunResult group = RunFieldsync({"projects", "-h"});
+  EXPECT_EQ(group.code, 0);
+  EXPECT_THAT(group.out, HasSubstr("Usage: fieldsync projects <subcommand>"));
+  EXPECT_THAT(group.out, HasSubstr("update ID"));
+
+  RunResult command = RunFieldsync({"projects", "create", "--help"});
+  EXPECT_EQ(command.code, 0);
+  EXPECT_THAT(command.out,
+              StartsWith("Usage: fieldsync projects create --partner ID --kind KIND --title TEXT "
+                         "--country CC [options]\n"));
+  EXPECT_THAT(command.out, HasSubstr("--budget AMOUNT"));
+  EXPECT_THAT(command.out, HasSubstr("--iati-id ID"));
+}
+
+TEST(CliOfflineTest, Version) {
+  RunResult r = RunFieldsync({"--version"});
+  EXPECT_EQ(r.code, 0);
+  EXPECT_THAT(r.out, StartsWith("fieldsync "));
+}
+
+TEST(CliOfflineTest, UnknownCommandIsUsageError) {
+  RunResult r = RunFieldsync({"projcts", "list"});
+  EXPECT_EQ(r.code, 2);
+  EXPECT_EQ(r.out, "");
+  EXPECT_EQ(r.err,
+            "fieldsync: unknown command 'projcts'\n"
+            "usage: fieldsync [global options] <command> [<subcommand>] [options] [arguments]\n"
+            "Run 'fieldsync --help' for the list of commands.\n");
+}
+
+TEST(CliOfflineTest, UnknownOptionShowsCommandUsage) {
+  RunResult r = RunFieldsync({"sites", "list", "--projet", "x"});
+  EXPECT_EQ(r.code, 2);
+  EXPECT_EQ(r.err,
+            "fieldsync: unknown option '--projet' for 'sites list'\n"
+            "usage: fieldsync sites list [options]\n"
+            "Run 'fieldsync sites list --help' for details.\n");
+}
+
+TEST(CliOfflineTest, BadOptionValuesAreUsageErrors) {
+  Environment env{"127.0.0.1:1", "fs_token"};
+  struct Case {
+    std::vector<std::string> args;
+    std::string message;
+  };
+  const Case cases[] = {
+      {{"projects", "list", "--kind", "school"},
+       "fieldsync: --kind: must be one of well, cataract, classroom, got 'school'\n"},
+      {{"projects", "list", "--limit", "0"}, "fieldsync: --limit: must be a whole number"},
+      {{"sites", "create", "--project", "p", "--name", "n", "--lat", "north", "--lon", "1"},
+       "fieldsync: --lat: must be a number, got 'north'\n"},
+      {{"projects", "create", "--partner", "p", "--kind", "well", "--title", "t", "--country", "KE",
+        "--budget", "100.5", "--currency", "UGX"},
+       "fieldsync: --budget: UGX has no minor unit; give a whole amount, got '100.5'\n"},
+      {{"projects", "create", "--partner", "p", "--kind", "well", "--title", "t", "--country", "KE",
+        "--budget", "100"},
+       "fieldsync: --budget needs --currency"},
+      {{"records", "create", "--file", "a.json", "--data", "{}"},
+       "fieldsync: give exactly one of --file FILE.json and --data JSON\n"},
+      {{"records", "create", "--data", "{\"wel\":{}}"},
+       "fieldsync: --data: not a fieldsync.v1.Record in protobuf JSON"},
+      {{"tokens", "create", "--ttl", "30d"},
+       "fieldsync: give exactly one of --user ID and --device ID\n"},
+      {{"tokens", "create", "--user", "u", "--ttl", "1w"}, "fieldsync: --ttl: must be a duration"},
+      {{"stats", "--by", "year"},
+       "fieldsync: --by: must be one of none, country, partner, kind, month"},
+      {{"partners", "update", "p1"}, "fieldsync: nothing to change: give --name or --countries\n"},
+      {{"whoami", "--timeout", "0"}, "fieldsync: --timeout: must be more than 0"},
+  };
+  for (const Case& c : cases) {
+    RunResult r = RunFieldsync(c.args, env);
+    EXPECT_EQ(r.code, 2) << c.args[0] << " " << c.args[1] << ": " << r.err;
+    EXPECT_THAT(r.err, StartsWith(c.message)) << c.args[0] << " " << c.args[1];
+    EXPECT_THAT(r.err, HasSubstr("\nusage: fieldsync ")) << r.err;
+  }
+}
+
+TEST(CliOfflineTest, MissingTokenExits4BeforeCalling) {
+  // The server address is unreachable: exit 4 (not 3) proves no call was attempted.
+  RunResult r = RunFieldsync({"projects", "list"}, {absl::StrCat("127.0.0.1:", UnusedPort()), ""});
+  EXPECT_EQ(r.code, 4);
+  EXPECT_EQ(r.out, "");
+  EXPECT_THAT(r.err, StartsWith("fieldsync: list projects: no token given\nhint: pass a valid "
+                                "token with --token TOKEN or set FIELDSYNC_TOKEN"));
+}
+
+TEST(CliOfflineTest, TokenFlagOverridesEnvironmentAndIsChecked) {
+  RunResult r = RunFieldsync({"whoami", "--token", "fs bad"}, {"127.0.0.1:1", "fs_env"});
+  EXPECT_EQ(r.code, 2);
+  EXPECT_THAT(r.err, StartsWith("fieldsync: --token: contains spaces or control characters\n"));
+}
+
+TEST(CliOfflineTest, UnreachableServerExits3) {
+  const std::string address = absl::StrCat("127.0.0.1:", UnusedPort());
+  RunResult r =
+      RunFieldsync({"projects", "list", "--server", address, "--token", "fs_x", "--timeout", "10"});
+  EXPECT_EQ(r.code, 3);
+  EXPECT_EQ(r.out, "");
+  EXPECT_THAT(r.err,
+              StartsWith(absl::StrCat("fieldsync: list projects: cannot reach fieldsyncd at ",
+                                      address, " (is it running?)")));
+}
+
+TEST(CliOfflineTest, SilentServerExits3AfterTheDeadline) {
+  // A socket that listens but never speaks: the TCP connection opens, HTTP/2 never starts.
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ASSERT_EQ(bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)), 0);
+  ASSERT_EQ(listen(fd, 8), 0);
+  socklen_t len = sizeof(addr);
+  ASSERT_EQ(getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len), 0);
+  const std::string address = absl::StrCat("127.0.0.1:", ntohs(addr.sin_port));
+  RunResult r = RunFieldsync({"whoami", "--timeout", "0.5"}, {address, "fs_x"});
+  close(fd);
+  EXPECT_EQ(r.code, 3);
+  EXPECT_EQ(r.err, absl::StrCat("fieldsync: whoami: cannot reach fieldsyncd at ", address,
+                                " (is it running?): no answer within 500ms\n"));
+}
+
+TEST(CliOfflineTest, ServerFromEnvironment) {
+  const std::string address = absl::StrCat("127.0.0.1:", UnusedPort());
+  RunResult r = RunFieldsync({"whoami"}, {address, "fs_x"});
+  EXPECT_EQ(r.code, 3);
+  EXPECT_THAT(r.err, HasSubstr(absl::StrCat("cannot reach fieldsyncd at ", address)));
+}
+
+TEST(CliOfflineTest, UnreadableCaFileIsUsageError) {
+  RunResult r =
+      RunFieldsync({"whoami", "--ca-file", "/nonexistent/ca.pem"}, {"127.0.0.1:1", "fs_x"});
+  EXPECT_EQ(r.code, 2);
+  EXPECT_THAT(r.err, StartsWith("fieldsync: --ca-file: cannot read '/nonexistent/ca.pem': No such "
+                                "file or directory\n"));
+}
+
+TEST(CliOfflineTest, RecordFromStdinIsParsedBeforeCalling) {
+  // Valid JSON from stdin gets as far as the (unreachable) server.
+  const std::string address = absl::StrCat("127.0.0.1:", UnusedPort());
+  RunResult r =
+      RunFieldsync({"records", "create", "--data", "-"}, {address, "fs_x"},
+                   R"({"project_id":"p","expenditure":{"category":"EXPENDITURE_CATEGORY_OTHER"}})");
+  EXPECT_EQ(r.code, 3) << r.err;
+  EXPECT_THAT(r.err, StartsWith("fieldsync: create record: cannot reach fieldsyncd"));
+}
+
+}  // namespace
+}  // namespace fieldsync::cli

@@ -1,0 +1,56 @@
+// The command table of the fieldsync CLI and the functions that run each command.
+//
+// Adding a command: write `absl::Status RunThing(Invocation&)` in the file of its area, declare
+// it below and add a CommandSpec row to Commands() in commands.cc; parsing, help and usage hints
+// follow from the row. Field-device commands ("fieldsync device ...", "fieldsync sync") will be
+// added the same way.
+#ifndef FIELDSYNC_CLI_COMMANDS_H_
+#define FIELDSYNC_CLI_COMMANDS_H_
+
+#include <vector>
+
+#include "absl/status/status.h"
+#include "cli/command_line.h"
+
+namespace fieldsync::cli {
+
+class Invocation;
+
+// Every command, in the order `fieldsync --help` lists them.
+const std::vector<CommandSpec>& Commands();
+// Summaries of the command groups.
+const std::vector<GroupSpec>& Groups();
+
+// admin_commands.cc: AdminService.
+absl::Status RunPartnersList(Invocation& inv);
+absl::Status RunPartnersGet(Invocation& inv);
+absl::Status RunPartnersCreate(Invocation& inv);
+absl::Status RunPartnersUpdate(Invocation& inv);
+absl::Status RunUsersList(Invocation& inv);
+absl::Status RunUsersCreate(Invocation& inv);
+absl::Status RunDevicesList(Invocation& inv);
+absl::Status RunDevicesCreate(Invocation& inv);
+absl::Status RunTokensList(Invocation& inv);
+absl::Status RunTokensCreate(Invocation& inv);
+absl::Status RunTokensRevoke(Invocation& inv);
+absl::Status RunWhoAmI(Invocation& inv);
+
+// tracker_commands.cc: TrackerService projects, sites and records.
+absl::Status RunProjectsList(Invocation& inv);
+absl::Status RunProjectsGet(Invocation& inv);
+absl::Status RunProjectsCreate(Invocation& inv);
+absl::Status RunProjectsUpdate(Invocation& inv);
+absl::Status RunSitesList(Invocation& inv);
+absl::Status RunSitesGet(Invocation& inv);
+absl::Status RunSitesCreate(Invocation& inv);
+absl::Status RunRecordsList(Invocation& inv);
+absl::Status RunRecordsGet(Invocation& inv);
+absl::Status RunRecordsCreate(Invocation& inv);
+absl::Status RunRecordsUpdate(Invocation& inv);
+
+// stats_command.cc: TrackerService.GetStats.
+absl::Status RunStats(Invocation& inv);
+
+}  // namespace fieldsync::cli
+
+#endif  // FIELDSYNC_CLI_COMMANDS_H_

@@ -1,0 +1,104 @@
+#include "cli/invocation.h"
+
+#include <cerrno>
+#include <chrono>
+#include <cstring>
+#include <fstream>
+#include <sstream>
+
+#include "absl/strings/str_cat.h"
+#include "cli/errors.h"
+#include "cli/output.h"
+
+namespace fieldsync::cli {
+namespace {
+
+// Pages of records can be large (a donation has up to 500 item lines); gRPC's default limit of
+// 4 MiB would fail a page of 1000 of them.
+constexpr int kMaxReceiveBytes = 64 << 20;
+
+}  // namespace
+
+Invocation::Invocation(const CommandLine& line, GlobalOptions options, Io io)
+    : line_(line), options_(std::move(options)), io_(io) {}
+
+Invocation::~Invocation() = default;
+
+void Invocation::Print(const google::protobuf::Message& message) {
+  if (json()) {
+    PrintJson(out(), message);
+  } else {
+    PrintDetails(out(), message);
+  }
+}
+
+absl::Status Invocation::Connect() {
+  if (channel_ != nullptr) return absl::OkStatus();
+  std::shared_ptr<grpc::ChannelCredentials> credentials;
+  if (options_.ca_file.empty()) {
+    credentials = grpc::InsecureChannelCredentials();
+  } else {
+    std::ifstream file(options_.ca_file, std::ios::binary);
+    if (!file) {
+      return UsageError(
+          absl::StrCat("--ca-file: cannot read '", options_.ca_file, "': ", std::strerror(errno)));
+    }
+    std::stringstream pem;
+    pem << file.rdbuf();
+    grpc::SslCredentialsOptions ssl;
+    ssl.pem_root_certs = pem.str();
+    credentials = grpc::SslCredentials(ssl);
+  }
+  grpc::ChannelArguments args;
+  args.SetCompressionAlgorithm(GRPC_COMPRESS_GZIP);
+  args.SetMaxReceiveMessageSize(kMaxReceiveBytes);
+  channel_ = grpc::CreateCustomChannel(options_.server, credentials, args);
+  tracker_ = v1::TrackerService::NewStub(channel_);
+  admin_ = v1::AdminService::NewStub(channel_);
+  return absl::OkStatus();
+}
+
+absl::Status Invocation::Invoke(absl::string_view what,
+                                const std::function<grpc::Status(grpc::ClientContext*)>& rpc) {
+  if (options_.token.empty()) {
+    return absl::UnauthenticatedError(absl::StrCat(what, ": no token given"));
+  }
+  grpc::ClientContext context;
+  context.set_deadline(std::chrono::system_clock::now() +
+                       absl::ToChronoMilliseconds(options_.timeout));
+  context.AddMetadata("authorization", absl::StrCat("Bearer ", options_.token));
+  grpc::Status status = rpc(&context);
+  if (status.ok()) return absl::OkStatus();
+  return FromGrpc(what, status);
+}
+
+absl::Status Invocation::FromGrpc(absl::string_view what, const grpc::Status& status) {
+  // grpc::StatusCode and absl::StatusCode share their numbering.
+  const auto code = static_cast<absl::StatusCode>(status.error_code());
+  std::string detail = status.error_message();
+  if (detail.empty()) detail = absl::StatusCodeToString(code);
+  if (code != absl::StatusCode::kDeadlineExceeded && code != absl::StatusCode::kUnavailable) {
+    return absl::Status(code, absl::StrCat(what, ": ", detail));
+  }
+  // A connected channel means the server itself was slow or answered UNAVAILABLE (busy);
+  // otherwise it could not be reached at all.
+  const bool connected = channel_->GetState(/*try_to_connect=*/false) == GRPC_CHANNEL_READY;
+  if (code == absl::StatusCode::kDeadlineExceeded) {
+    const std::string waited = absl::FormatDuration(options_.timeout);
+    if (connected) {
+      return absl::Status(
+          code, absl::StrCat(what, ": no answer from fieldsyncd at ", options_.server, " within ",
+                             waited, "; a slow call may need a larger --timeout"));
+    }
+    return absl::Status(code, absl::StrCat(what, ": cannot reach fieldsyncd at ", options_.server,
+                                           " (is it running?): no answer within ", waited));
+  }
+  if (connected) {
+    return absl::Status(code, absl::StrCat(what, ": fieldsyncd at ", options_.server,
+                                           " is unavailable, try again: ", detail));
+  }
+  return absl::Status(code, absl::StrCat(what, ": cannot reach fieldsyncd at ", options_.server,
+                                         " (is it running?): ", detail));
+}
+
+}  // namespace fieldsync::cli

@@ -1,0 +1,119 @@
+// One run of one command: its parsed arguments, the global options, the streams, and the
+// connection to fieldsyncd, made on first use. Commands receive an Invocation and use Call()
+// for every RPC, so that the deadline, the token and the error wording are the same everywhere.
+//
+//   absl::Status RunProjectsGet(Invocation& inv) {
+//     v1::GetProjectRequest request;
+//     request.set_id(inv.arg(0));
+//     v1::Project project;
+//     FS_RETURN_IF_ERROR(inv.Call("get project", &TrackerStub::GetProject, request, &project));
+//     inv.Print(project);
+//     return absl::OkStatus();
+//   }
+#ifndef FIELDSYNC_CLI_INVOCATION_H_
+#define FIELDSYNC_CLI_INVOCATION_H_
+
+#include <grpcpp/grpcpp.h>
+
+#include <functional>
+#include <iosfwd>
+#include <memory>
+#include <string>
+
+#include "absl/status/status.h"
+#include "absl/strings/string_view.h"
+#include "absl/time/time.h"
+#include "cli/command_line.h"
+#include "fieldsync/base/status_macros.h"
+#include "fieldsync/v1/admin.grpc.pb.h"
+#include "fieldsync/v1/tracker.grpc.pb.h"
+#include "google/protobuf/message.h"
+
+namespace fieldsync::cli {
+
+using TrackerStub = v1::TrackerService::Stub;
+using AdminStub = v1::AdminService::Stub;
+
+// The global options, resolved against the environment and the defaults.
+struct GlobalOptions {
+  // "HOST:PORT" of fieldsyncd.
+  std::string server = "127.0.0.1:50051";
+  // Bearer token; empty when none was given (every call then fails with UNAUTHENTICATED before
+  // reaching the network).
+  std::string token;
+  bool json = false;
+  // Deadline of each call.
+  absl::Duration timeout = absl::Seconds(30);
+  // PEM file of root CAs; empty for an insecure (plaintext) channel.
+  std::string ca_file;
+};
+
+struct Io {
+  std::istream& in;
+  std::ostream& out;
+  std::ostream& err;
+};
+
+class Invocation {
+ public:
+  // `line` must have a command and outlive the Invocation.
+  Invocation(const CommandLine& line, GlobalOptions options, Io io);
+  ~Invocation();
+  Invocation(const Invocation&) = delete;
+  Invocation& operator=(const Invocation&) = delete;
+
+  // The i-th positional argument (the parser checked how many there are).
+  const std::string& arg(size_t i) const { return line_.positionals.at(i); }
+  // The command's own options.
+  const FlagValues& flags() const { return line_.flags; }
+  const GlobalOptions& options() const { return options_; }
+  bool json() const { return options_.json; }
+  std::istream& in() { return io_.in; }
+  std::ostream& out() { return io_.out; }
+  std::ostream& err() { return io_.err; }
+
+  // Calls one TrackerService or AdminService method with the token and the deadline. On failure
+  // returns the server's code with a message "<what>: <server message>"; UNAVAILABLE and
+  // DEADLINE_EXCEEDED say that fieldsyncd cannot be reached. UNAUTHENTICATED without calling
+  // when no token was given; a usage error when the --ca-file cannot be read.
+  template <typename Request, typename Response>
+  absl::Status Call(absl::string_view what,
+                    grpc::Status (TrackerStub::*method)(grpc::ClientContext*, const Request&,
+                                                        Response*),
+                    const Request& request, Response* response) {
+    FS_RETURN_IF_ERROR(Connect());
+    return Invoke(what, [&](grpc::ClientContext* context) {
+      return (tracker_.get()->*method)(context, request, response);
+    });
+  }
+  template <typename Request, typename Response>
+  absl::Status Call(absl::string_view what,
+                    grpc::Status (AdminStub::*method)(grpc::ClientContext*, const Request&,
+                                                      Response*),
+                    const Request& request, Response* response) {
+    FS_RETURN_IF_ERROR(Connect());
+    return Invoke(what, [&](grpc::ClientContext* context) {
+      return (admin_.get()->*method)(context, request, response);
+    });
+  }
+
+  // Prints one result: JSON with --json, else the "key: value" details.
+  void Print(const google::protobuf::Message& message);
+
+ private:
+  absl::Status Connect();
+  absl::Status Invoke(absl::string_view what,
+                      const std::function<grpc::Status(grpc::ClientContext*)>& rpc);
+  absl::Status FromGrpc(absl::string_view what, const grpc::Status& status);
+
+  const CommandLine& line_;
+  GlobalOptions options_;
+  Io io_;
+  std::shared_ptr<grpc::Channel> channel_;
+  std::unique_ptr<TrackerStub> tracker_;
+  std::unique_ptr<AdminStub> admin_;
+};
+
+}  // namespace fieldsync::cli
+
+#endif  // FIELDSYNC_CLI_INVOCATION_H_

@@ -1,0 +1,12 @@
+// fieldsync: the command-line client of fieldsyncd. See `fieldsync --help`.
+#include <iostream>
+#include <string>
+#include <vector>
+
+#include "cli/cli.h"
+
+int main(int argc, char** argv) {
+  std::vector<std::string> args(argv + 1, argv + argc);
+  return fieldsync::cli::RunCli(args, fieldsync::cli::EnvironmentFromProcess(),
+                                {std::cin, std::cout, std::cerr});
+}

@@ -1,0 +1,400 @@
+// Client: opening and enrolling a device store, local writes and queries. Sync() is in sync.cc.
+#include "fieldsync/client.h"
+
+#include <unistd.h>
+
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "client_lib/client_impl.h"
+#include "fieldsync/base/ids.h"
+#include "fieldsync/base/status_macros.h"
+#include "fieldsync/model/validate.h"
+#include "fieldsync/sync/document.h"
+
+namespace fieldsync::client {
+namespace {
+
+const char* KindName(v1::RecordKind kind) {
+  switch (kind) {
+    case v1::RECORD_KIND_WELL:
+      return "WELL";
+    case v1::RECORD_KIND_CATARACT_SURGERY:
+      return "CATARACT_SURGERY";
+    case v1::RECORD_KIND_CLASSROOM_DONATION:
+      return "CLASSROOM_DONATION";
+    case v1::RECORD_KIND_EXPENDITURE:
+      return "EXPENDITURE";
+    default:
+      return "UNSPECIFIED";
+  }
+}
+
+const char* ProjectKindName(v1::ProjectKind kind) {
+  switch (kind) {
+    case v1::PROJECT_KIND_WELL:
+      return "WELL";
+    case v1::PROJECT_KIND_CATARACT:
+      return "CATARACT";
+    case v1::PROJECT_KIND_CLASSROOM:
+      return "CLASSROOM";
+    default:
+      return "UNSPECIFIED";
+  }
+}
+
+// The document's current message as this device sees it.
+template <typename T>
+absl::StatusOr<T> Current(const LocalDocument& doc) {
+  T message;
+  absl::Status s = sync::Assemble(doc.local.Values(), &message);
+  if (!s.ok())
+    return absl::DataLossError(
+        absl::StrCat(doc.local.collection, " ", doc.local.id, ": ", s.message()));
+  return message;
+}
+
+// The fields of `after` that differ from the document (its tombstone untouched).
+sync::FieldValues ChangedFields(const LocalDocument& doc, const google::protobuf::Message& after) {
+  sync::FieldValues before = doc.local.Values();
+  before.erase(sync::kDeletedPath);
+  return sync::Diff(before, sync::Flatten(after));
+}
+
+absl::Status CheckVersion(absl::string_view what, const LocalDocument& doc, int64_t expected) {
+  if (expected <= 0 || expected == doc.version) return absl::OkStatus();
+  return absl::FailedPreconditionError(absl::StrCat(what, " \"", doc.local.id, "\" is at version ",
+                                                    doc.version, ", not the expected ", expected));
+}
+
+}  // namespace
+
+absl::Status FromGrpc(const grpc::Status& status, absl::string_view rpc) {
+  if (status.ok()) return absl::OkStatus();
+  return absl::Status(static_cast<absl::StatusCode>(status.error_code()),
+                      absl::StrCat(rpc, ": ", status.error_message()));
+}
+
+std::shared_ptr<grpc::Channel> MakeChannel(const std::string& address,
+                                           const ClientOptions& options) {
+  grpc::ChannelArguments args;
+  if (options.compress) args.SetCompressionAlgorithm(GRPC_COMPRESS_GZIP);
+  args.SetMaxReceiveMessageSize(64 << 20);
+  // gRPC's own reconnect backoff would otherwise make every call fail fast for up to two
+  // minutes after a drop; our retry loop already backs off.
+  args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, 500);
+  args.SetInt(GRPC_ARG_MIN_RECONNECT_BACKOFF_MS, 500);
+  args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 10000);
+  std::shared_ptr<grpc::ChannelCredentials> creds;
+  if (options.use_tls) {
+    grpc::SslCredentialsOptions ssl;
+    ssl.pem_root_certs = options.tls_root_certs_pem;
+    creds = grpc::SslCredentials(ssl);
+  } else {
+    creds = grpc::InsecureChannelCredentials();
+  }
+  return grpc::CreateCustomChannel(address, creds, args);
+}
+
+Client::Client(std::unique_ptr<ClientImpl> impl) : impl_(std::move(impl)) {}
+Client::~Client() = default;
+
+absl::StatusOr<std::unique_ptr<Client>> Client::Enroll(const std::string& server_address,
+                                                       const std::string& code,
+                                                       const std::string& db_path,
+                                                       const ClientOptions& options) {
+  if (server_address.empty())
+    return absl::InvalidArgumentError("server_address: must not be empty");
+  if (code.empty()) return absl::InvalidArgumentError("code: must not be empty");
+  {
+    FS_ASSIGN_OR_RETURN(auto store, LocalStore::Open(db_path));
+    FS_ASSIGN_OR_RETURN(std::string enrolled, store->GetState(kDeviceIdKey));
+    if (!enrolled.empty()) {
+      return absl::FailedPreconditionError(
+          absl::StrCat(db_path, " is already enrolled as device ", enrolled));
+    }
+    auto stub = v1::SyncService::NewStub(MakeChannel(server_address, options));
+    grpc::ClientContext ctx;
+    ctx.set_deadline(std::chrono::system_clock::now() +
+                     std::chrono::milliseconds(options.call_timeout_ms));
+    v1::EnrollRequest request;
+    request.set_code(code);
+    v1::EnrollResponse response;
+    FS_RETURN_IF_ERROR(FromGrpc(stub->Enroll(&ctx, request, &response), "Enroll"));
+    if (!IsUuid(response.device_id()) || response.token().empty()) {
+      return absl::InternalError("Enroll: the server's answer has no device id or token");
+    }
+    FS_ASSIGN_OR_RETURN(auto tx, store->Begin());
+    FS_RETURN_IF_ERROR(store->SetState(kDeviceIdKey, response.device_id()));
+    FS_RETURN_IF_ERROR(store->SetState(kPartnerIdKey, response.partner_id()));
+    FS_RETURN_IF_ERROR(store->SetState(kTokenKey, response.token()));
+    FS_RETURN_IF_ERROR(store->SetState(kServerAddressKey, server_address));
+    FS_RETURN_IF_ERROR(tx.Commit());
+  }
+  return Open(db_path, options);
+}
+
+absl::StatusOr<std::unique_ptr<Client>> Client::Open(const std::string& db_path,
+                                                     const ClientOptions& options) {
+  // Opening must not leave an empty store behind where the app expected its data.
+  if (::access(db_path.c_str(), F_OK) != 0) {
+    return absl::FailedPreconditionError(
+        absl::StrCat(db_path, " is not enrolled (no store there): call Client::Enroll first"));
+  }
+  FS_ASSIGN_OR_RETURN(auto app_store, LocalStore::Open(db_path));
+  FS_ASSIGN_OR_RETURN(std::string device_id, app_store->GetState(kDeviceIdKey));
+  if (device_id.empty()) {
+    return absl::FailedPreconditionError(
+        absl::StrCat(db_path, " is not enrolled: call Client::Enroll first"));
+  }
+  auto impl = std::make_unique<ClientImpl>(options, device_id);
+  FS_ASSIGN_OR_RETURN(impl->partner_id, app_store->GetState(kPartnerIdKey));
+  FS_ASSIGN_OR_RETURN(impl->token, app_store->GetState(kTokenKey));
+  FS_ASSIGN_OR_RETURN(impl->server_address, app_store->GetState(kServerAddressKey));
+  FS_ASSIGN_OR_RETURN(int64_t offset, app_store->GetStateInt(kClockOffsetKey));
+  FS_ASSIGN_OR_RETURN(sync::Hlc latest, app_store->LatestKnownHlc());
+  impl->clock.set_offset_ms(offset);
+  impl->clock.Restore(latest);
+  impl->app_store = std::move(app_store);
+  FS_ASSIGN_OR_RETURN(impl->sync_store, LocalStore::Open(db_path));
+  impl->channel = MakeChannel(impl->server_address, options);
+  impl->stub = v1::SyncService::NewStub(impl->channel);
+  return std::unique_ptr<Client>(new Client(std::move(impl)));
+}
+
+// --- Local writes ------------------------------------------------------------------------------
+
+absl::Status ClientImpl::Write(absl::string_view collection, absl::string_view id,
+                               const EditFn& edit) {
+  // Caller holds app_mu.
+  FS_ASSIGN_OR_RETURN(auto tx, app_store->Begin());
+  FS_ASSIGN_OR_RETURN(LocalDocument doc, app_store->LoadDocument(collection, id));
+  FS_ASSIGN_OR_RETURN(sync::FieldValues changed, edit(doc));
+  if (changed.empty()) return absl::OkStatus();  // nothing to write; the transaction rolls back
+
+  sync::Hlc hlc;
+  {
+    std::lock_guard<std::mutex> lock(clock_mu);
+    hlc = clock.Now();
+  }
+  v1::Change change;
+  change.set_collection(std::string(collection));
+  change.set_doc_id(std::string(id));
+  change.set_hlc(hlc.Encode());
+  for (const auto& [path, value] : changed) {
+    v1::FieldChange* f = change.add_fields();
+    f->set_path(path);
+    f->set_value(value);
+    // The clock of the value this device sees: how the server tells a concurrent edit.
+    auto seen = doc.local.fields.find(path);
+    if (seen != doc.local.fields.end() && !seen->second.hlc.IsZero()) {
+      f->set_base_hlc(seen->second.hlc.Encode());
+    }
+  }
+  FS_RETURN_IF_ERROR(app_store->AppendChange(std::move(change)).status());
+  FS_RETURN_IF_ERROR(app_store->RaiseLastHlc(hlc));
+  FS_RETURN_IF_ERROR(app_store->RefreshView(collection, id));
+  return tx.Commit();
+}
+
+absl::StatusOr<v1::Project> ClientImpl::ReferencedProject(absl::string_view path,
+                                                          absl::string_view id) {
+  absl::StatusOr<v1::Project> project = app_store->GetProject(id);
+  if (project.status().code() == absl::StatusCode::kNotFound) {
+    // Same answer as the server's; the project may not have been pulled yet.
+    return absl::InvalidArgumentError(absl::StrCat(
+        path, ": no project with id \"", id, "\" on this device (sync to receive new projects)"));
+  }
+  return project;
+}
+
+absl::Status ClientImpl::CheckRecordReferences(const v1::Record& record) {
+  FS_ASSIGN_OR_RETURN(v1::Project project,
+                      ReferencedProject("record.project_id", record.project_id()));
+  v1::RecordKind kind = model::KindOf(record);
+  v1::ProjectKind needed = model::ProjectKindFor(kind);
+  if (needed != v1::PROJECT_KIND_UNSPECIFIED && needed != project.kind()) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "record.project_id: project \"", project.id(), "\" is a ", ProjectKindName(project.kind()),
+        " project; a ", KindName(kind), " record needs a ", ProjectKindName(needed), " project"));
+  }
+  if (!record.site_id().empty()) {
+    absl::StatusOr<v1::Site> site = app_store->GetSite(record.site_id());
+    if (site.status().code() == absl::StatusCode::kNotFound) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("record.site_id: no site with id \"", record.site_id(), "\""));
+    }
+    FS_RETURN_IF_ERROR(site.status());
+    if (site->project_id() != record.project_id()) {
+      return absl::InvalidArgumentError(absl::StrCat("record.site_id: site \"", record.site_id(),
+                                                     "\" belongs to another project"));
+    }
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<v1::Record> Client::CreateRecord(v1::Record record) {
+  sync::ClearOutputOnly(&record);
+  if (record.id().empty()) record.set_id(NewUuidV7());
+  FS_RETURN_IF_ERROR(model::ValidateId("record.id", record.id(), false));
+  FS_RETURN_IF_ERROR(model::ValidateRecord(record));
+  std::lock_guard<std::mutex> lock(impl_->app_mu);
+  FS_RETURN_IF_ERROR(impl_->Write(
+      "record", record.id(), [&](const LocalDocument& doc) -> absl::StatusOr<sync::FieldValues> {
+        if (!doc.local.fields.empty()) {
+          return absl::AlreadyExistsError(
+              absl::StrCat("record.id: a record with id \"", record.id(), "\" already exists"));
+        }
+        FS_RETURN_IF_ERROR(impl_->CheckRecordReferences(record));
+        return ChangedFields(doc, record);
+      }));
+  return impl_->app_store->GetRecord(record.id());
+}
+
+absl::StatusOr<v1::Record> Client::UpdateRecord(v1::Record record, int64_t expected_version) {
+  sync::ClearOutputOnly(&record);
+  FS_RETURN_IF_ERROR(model::ValidateId("record.id", record.id(), false));
+  FS_RETURN_IF_ERROR(model::ValidateRecord(record));
+  std::lock_guard<std::mutex> lock(impl_->app_mu);
+  FS_RETURN_IF_ERROR(impl_->Write(
+      "record", record.id(), [&](const LocalDocument& doc) -> absl::StatusOr<sync::FieldValues> {
+        if (!doc.exists()) {
+          return absl::NotFoundError(
+              absl::StrCat("record.id: no record with id \"", record.id(), "\""));
+        }
+        FS_RETURN_IF_ERROR(CheckVersion("record", doc, expected_version));
+        FS_ASSIGN_OR_RETURN(v1::Record current, Current<v1::Record>(doc));
+        if (current.project_id() != record.project_id()) {
+          return absl::InvalidArgumentError(absl::StrCat("record.project_id: cannot change (is \"",
+                                                         current.project_id(), "\"), got \"",
+                                                         record.project_id(), "\""));
+        }
+        if (model::KindOf(current) != model::KindOf(record)) {
+          return absl::InvalidArgumentError(absl::StrCat("record: kind cannot change from ",
+                                                         KindName(model::KindOf(current)), " to ",
+                                                         KindName(model::KindOf(record))));
+        }
+        FS_RETURN_IF_ERROR(impl_->CheckRecordReferences(record));
+        return ChangedFields(doc, record);
+      }));
+  return impl_->app_store->GetRecord(record.id());
+}
+
+absl::Status Client::DeleteRecord(absl::string_view id) {
+  FS_RETURN_IF_ERROR(model::ValidateId("id", id, false));
+  std::lock_guard<std::mutex> lock(impl_->app_mu);
+  return impl_->Write(
+      "record", id, [&](const LocalDocument& doc) -> absl::StatusOr<sync::FieldValues> {
+        if (!doc.exists()) {
+          return absl::NotFoundError(absl::StrCat("id: no record with id \"", id, "\""));
+        }
+        return sync::FieldValues{{sync::kDeletedPath, "\x01"}};
+      });
+}
+
+absl::StatusOr<v1::Record> Client::GetRecord(absl::string_view id) {
+  FS_RETURN_IF_ERROR(model::ValidateId("id", id, false));
+  std::lock_guard<std::mutex> lock(impl_->app_mu);
+  return impl_->app_store->GetRecord(id);
+}
+
+absl::StatusOr<v1::ListRecordsResponse> Client::ListRecords(const v1::ListRecordsRequest& request) {
+  std::lock_guard<std::mutex> lock(impl_->app_mu);
+  return impl_->app_store->ListRecords(request);
+}
+
+absl::StatusOr<v1::Site> Client::CreateSite(v1::Site site) {
+  sync::ClearOutputOnly(&site);
+  if (site.id().empty()) site.set_id(NewUuidV7());
+  FS_RETURN_IF_ERROR(model::ValidateId("site.id", site.id(), false));
+  FS_RETURN_IF_ERROR(model::ValidateSite(site));
+  std::lock_guard<std::mutex> lock(impl_->app_mu);
+  FS_RETURN_IF_ERROR(impl_->Write(
+      "site", site.id(), [&](const LocalDocument& doc) -> absl::StatusOr<sync::FieldValues> {
+        if (!doc.local.fields.empty()) {
+          return absl::AlreadyExistsError(
+              absl::StrCat("site.id: a site with id \"", site.id(), "\" already exists"));
+        }
+        FS_RETURN_IF_ERROR(impl_->ReferencedProject("site.project_id", site.project_id()).status());
+        return ChangedFields(doc, site);
+      }));
+  return impl_->app_store->GetSite(site.id());
+}
+
+absl::StatusOr<v1::Site> Client::UpdateSite(v1::Site site) {
+  sync::ClearOutputOnly(&site);
+  FS_RETURN_IF_ERROR(model::ValidateId("site.id", site.id(), false));
+  FS_RETURN_IF_ERROR(model::ValidateSite(site));
+  std::lock_guard<std::mutex> lock(impl_->app_mu);
+  FS_RETURN_IF_ERROR(impl_->Write(
+      "site", site.id(), [&](const LocalDocument& doc) -> absl::StatusOr<sync::FieldValues> {
+        if (!doc.exists()) {
+          return absl::NotFoundError(absl::StrCat("site.id: no site with id \"", site.id(), "\""));
+        }
+        FS_ASSIGN_OR_RETURN(v1::Site current, Current<v1::Site>(doc));
+        if (current.project_id() != site.project_id()) {
+          return absl::InvalidArgumentError(absl::StrCat("site.project_id: cannot change (is \"",
+                                                         current.project_id(), "\"), got \"",
+                                                         site.project_id(), "\""));
+        }
+        return ChangedFields(doc, site);
+      }));
+  return impl_->app_store->GetSite(site.id());
+}
+
+absl::StatusOr<v1::Site> Client::GetSite(absl::string_view id) {
+  FS_RETURN_IF_ERROR(model::ValidateId("id", id, false));
+  std::lock_guard<std::mutex> lock(impl_->app_mu);
+  return impl_->app_store->GetSite(id);
+}
+
+absl::StatusOr<v1::ListSitesResponse> Client::ListSites(const v1::ListSitesRequest& request) {
+  std::lock_guard<std::mutex> lock(impl_->app_mu);
+  return impl_->app_store->ListSites(request);
+}
+
+absl::StatusOr<v1::Project> Client::GetProject(absl::string_view id) {
+  FS_RETURN_IF_ERROR(model::ValidateId("id", id, false));
+  std::lock_guard<std::mutex> lock(impl_->app_mu);
+  return impl_->app_store->GetProject(id);
+}
+
+absl::StatusOr<v1::ListProjectsResponse> Client::ListProjects(
+    const v1::ListProjectsRequest& request) {
+  std::lock_guard<std::mutex> lock(impl_->app_mu);
+  return impl_->app_store->ListProjects(request);
+}
+
+// --- State -------------------------------------------------------------------------------------
+
+absl::StatusOr<ClientStatus> Client::Status() {
+  std::lock_guard<std::mutex> lock(impl_->app_mu);
+  LocalStore& store = *impl_->app_store;
+  ClientStatus status;
+  status.device_id = impl_->device_id;
+  FS_ASSIGN_OR_RETURN(status.partner_id, store.GetState(kPartnerIdKey));
+  status.server_address = impl_->server_address;
+  FS_ASSIGN_OR_RETURN(status.acked_device_seq, store.GetStateInt(kAckedSeqKey));
+  FS_ASSIGN_OR_RETURN(status.last_device_seq, store.GetStateInt(kLastSeqKey));
+  FS_ASSIGN_OR_RETURN(status.pending_changes, store.CountOutboxAfter(status.acked_device_seq));
+  FS_ASSIGN_OR_RETURN(status.last_sync_at_ms, store.GetStateInt(kLastSyncAtKey));
+  FS_ASSIGN_OR_RETURN(status.cursor, store.GetState(kCursorKey));
+  FS_ASSIGN_OR_RETURN(status.clock_offset_ms, store.GetStateInt(kClockOffsetKey));
+  FS_ASSIGN_OR_RETURN(status.projects, store.CountLive("project"));
+  FS_ASSIGN_OR_RETURN(status.sites, store.CountLive("site"));
+  FS_ASSIGN_OR_RETURN(status.records, store.CountLive("record"));
+  return status;
+}
+
+absl::StatusOr<std::string> Client::ServerStateChecksum() {
+  std::lock_guard<std::mutex> lock(impl_->app_mu);
+  return impl_->app_store->ServerChecksum();
+}
+
+absl::StatusOr<SyncProgress> Client::Sync(const ProgressCallback& progress) {
+  return impl_->Sync(progress);
+}
+
+void Client::Cancel() { impl_->Cancel(); }
+
+}  // namespace fieldsync::client

@@ -1,0 +1,811 @@
+#include "client_lib/local_store.h"
+
+#include <algorithm>
+#include <iterator>
+#include <set>
+#include <utility>
+
+#include "absl/strings/ascii.h"
+#include "absl/strings/escaping.h"
+#include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "fieldsync/base/ids.h"
+#include "fieldsync/base/status_macros.h"
+#include "fieldsync/model/validate.h"
+#include "fieldsync/model/visual_acuity.h"
+#include "fieldsync/sync/checksum.h"
+
+namespace fieldsync::client {
+namespace {
+
+using sqlite::Statement;
+
+// Each migration runs once, in order, in its own transaction; a schema change is a new entry at
+// the end, never an edit of a shipped one (devices in the field upgrade from any version).
+constexpr const char* kMigrations[] = {
+    // 1: the foundation.
+    R"sql(
+CREATE TABLE sync_state(
+  key TEXT PRIMARY KEY,
+  value TEXT NOT NULL) WITHOUT ROWID;
+
+-- The documents as the server last sent them, one row per field with its clock. epoch is the
+-- pull generation the row came from (see kEpochKey).
+CREATE TABLE server_fields(
+  collection TEXT NOT NULL,
+  doc_id TEXT NOT NULL,
+  path TEXT NOT NULL,
+  value BLOB NOT NULL,
+  hlc TEXT NOT NULL,
+  seq INTEGER NOT NULL,
+  epoch INTEGER NOT NULL,
+  PRIMARY KEY (collection, doc_id, path)) WITHOUT ROWID;
+CREATE INDEX server_fields_by_epoch ON server_fields(epoch);
+
+-- Local edits (serialized fieldsync.v1.Change), numbered without gaps by device_seq.
+CREATE TABLE outbox(
+  device_seq INTEGER PRIMARY KEY,
+  collection TEXT NOT NULL,
+  doc_id TEXT NOT NULL,
+  change BLOB NOT NULL,
+  created_at_ms INTEGER NOT NULL);
+CREATE INDEX outbox_by_doc ON outbox(collection, doc_id, device_seq);
+
+-- The local view queries read: server state with the outbox merged on top. payload is the
+-- document's message without output-only fields; the typed columns serve the list filters
+-- ('' or 0 when not applicable). kind is a RecordKind for records, a ProjectKind for projects.
+CREATE TABLE docs(
+  collection TEXT NOT NULL,
+  doc_id TEXT NOT NULL,
+  payload BLOB NOT NULL,
+  deleted INTEGER NOT NULL,
+  version INTEGER NOT NULL,
+  pending INTEGER NOT NULL,
+  project_id TEXT NOT NULL DEFAULT '',
+  site_id TEXT NOT NULL DEFAULT '',
+  partner_id TEXT NOT NULL DEFAULT '',
+  kind INTEGER NOT NULL DEFAULT 0,
+  record_date TEXT NOT NULL DEFAULT '',
+  country TEXT NOT NULL DEFAULT '',
+  status INTEGER NOT NULL DEFAULT 0,
+  PRIMARY KEY (collection, doc_id)) WITHOUT ROWID;
+CREATE INDEX docs_by_project ON docs(collection, project_id, doc_id);
+CREATE INDEX docs_by_date ON docs(collection, record_date);
+)sql",
+};
+
+constexpr int kLatestSchema = static_cast<int>(std::size(kMigrations));
+constexpr absl::string_view kPageTokenPrefix = "fsl1:";
+
+std::string EncodePageToken(absl::string_view last_id) {
+  return absl::WebSafeBase64Escape(absl::StrCat(kPageTokenPrefix, last_id));
+}
+
+// Page size and the id to continue after, validated like the server's lists.
+absl::Status PageFor(int32_t page_size, absl::string_view token, int* limit,
+                     std::string* after_id) {
+  if (page_size < 0 || page_size > 1000) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("page_size: must be within [0, 1000], got ", page_size));
+  }
+  *limit = page_size == 0 ? 100 : page_size;
+  after_id->clear();
+  if (token.empty()) return absl::OkStatus();
+  std::string raw;
+  if (!absl::WebSafeBase64Unescape(token, &raw) || !absl::StartsWith(raw, kPageTokenPrefix) ||
+      !IsUuid(raw.substr(kPageTokenPrefix.size()))) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "page_token: not a token from a previous page, got \"", token.substr(0, 60), "\""));
+  }
+  *after_id = raw.substr(kPageTokenPrefix.size());
+  return absl::OkStatus();
+}
+
+absl::Status CheckCountry(absl::string_view path, absl::string_view country) {
+  if (country.empty() || model::IsCountryCode(country)) return absl::OkStatus();
+  return absl::InvalidArgumentError(
+      absl::StrCat(path, ": not an ISO 3166-1 alpha-2 country code, got \"", country, "\""));
+}
+
+absl::StatusOr<sync::Hlc> DecodeOptionalHlc(absl::string_view text, absl::string_view path) {
+  if (text.empty()) return sync::Hlc();
+  return sync::Hlc::Decode(text, path);
+}
+
+}  // namespace
+
+absl::StatusOr<sync::Change> ToEngineChange(const v1::Change& change, absl::string_view device_id) {
+  sync::Change out;
+  out.device_id = std::string(device_id);
+  out.device_seq = change.device_seq();
+  out.collection = change.collection();
+  out.doc_id = change.doc_id();
+  FS_ASSIGN_OR_RETURN(out.hlc, sync::Hlc::Decode(change.hlc(), "change.hlc"));
+  for (const v1::FieldChange& f : change.fields()) {
+    sync::FieldChange field;
+    field.path = f.path();
+    field.value = f.value();
+    FS_ASSIGN_OR_RETURN(field.base_hlc, DecodeOptionalHlc(f.base_hlc(), "change.base_hlc"));
+    out.fields.push_back(std::move(field));
+  }
+  return out;
+}
+
+void DeriveRecordFields(v1::Record& record) {
+  record.set_kind(model::KindOf(record));
+  record.set_record_date(model::RecordDateOf(record));
+  if (record.has_cataract_surgery()) {
+    for (v1::FollowUpVisit& f : *record.mutable_cataract_surgery()->mutable_follow_ups()) {
+      absl::StatusOr<model::VisualAcuity> va = model::ParseVisualAcuity(f.presenting_va());
+      f.set_outcome(va.ok() ? model::OutcomeOf(*va) : v1::VISUAL_OUTCOME_UNSPECIFIED);
+    }
+  }
+}
+
+absl::StatusOr<std::unique_ptr<LocalStore>> LocalStore::Open(const std::string& path) {
+  sqlite::OpenOptions options;
+  options.synchronous = "FULL";     // a local write survives a power cut before the app hears OK
+  options.busy_timeout_ms = 30000;  // the other connection's transactions are short
+  FS_ASSIGN_OR_RETURN(auto db, sqlite::Database::Open(path, options));
+  std::unique_ptr<LocalStore> store(new LocalStore(std::move(db)));
+  FS_RETURN_IF_ERROR(store->Migrate());
+  return store;
+}
+
+absl::Status LocalStore::Migrate() {
+  FS_RETURN_IF_ERROR(db_->Exec(
+      "CREATE TABLE IF NOT EXISTS schema_migrations("
+      "version INTEGER PRIMARY KEY, applied_at TEXT NOT NULL DEFAULT (datetime('now')))"));
+  for (;;) {
+    FS_ASSIGN_OR_RETURN(auto tx, Begin());
+    FS_ASSIGN_OR_RETURN(Statement * q,
+                        db_->Prepare("SELECT COALESCE(MAX(version), 0) FROM schema_migrations"));
+    FS_ASSIGN_OR_RETURN(bool row, q->Step());
+    int current = row ? static_cast<int>(q->ColumnInt(0)) : 0;
+    q->Reset();
+    if (current > kLatestSchema) {
+      return absl::FailedPreconditionError(absl::StrCat("local store schema version ", current,
+                                                        " is newer than this library (",
+                                                        kLatestSchema, "); upgrade the app"));
+    }
+    if (current == kLatestSchema) return tx.Commit();
+    // Checked and applied under one write lock, so two connections opening a new file at once
+    // cannot both run a migration.
+    FS_RETURN_IF_ERROR(db_->Exec(kMigrations[current]));
+    FS_ASSIGN_OR_RETURN(Statement * ins,
+                        db_->Prepare("INSERT INTO schema_migrations(version) VALUES(?)"));
+    ins->Bind(1, current + 1);
+    FS_RETURN_IF_ERROR(ins->Run());
+    FS_RETURN_IF_ERROR(tx.Commit());
+  }
+}
+
+absl::StatusOr<sqlite::Transaction> LocalStore::Begin() {
+  return sqlite::Transaction::Begin(*db_, sqlite::Transaction::kImmediate);
+}
+
+// --- sync_state --------------------------------------------------------------------------------
+
+absl::StatusOr<std::string> LocalStore::GetState(absl::string_view key) {
+  FS_ASSIGN_OR_RETURN(Statement * q, db_->Prepare("SELECT value FROM sync_state WHERE key=?"));
+  q->Bind(1, key);
+  FS_ASSIGN_OR_RETURN(bool row, q->Step());
+  std::string value = row ? q->ColumnText(0) : "";
+  q->Reset();
+  return value;
+}
+
+absl::StatusOr<int64_t> LocalStore::GetStateInt(absl::string_view key) {
+  FS_ASSIGN_OR_RETURN(std::string text, GetState(key));
+  if (text.empty()) return 0;
+  int64_t value = 0;
+  if (!absl::SimpleAtoi(text, &value)) {
+    return absl::DataLossError(absl::StrCat("sync_state.", key, ": not an integer, got \"",
+                                            absl::CHexEscape(text.substr(0, 40)), "\""));
+  }
+  return value;
+}
+
+absl::Status LocalStore::SetState(absl::string_view key, absl::string_view value) {
+  FS_ASSIGN_OR_RETURN(Statement * st,
+                      db_->Prepare("INSERT INTO sync_state(key, value) VALUES(?1, ?2) "
+                                   "ON CONFLICT(key) DO UPDATE SET value=excluded.value"));
+  st->Bind(1, key);
+  st->Bind(2, value);
+  return st->Run();
+}
+
+absl::Status LocalStore::SetStateInt(absl::string_view key, int64_t value) {
+  return SetState(key, absl::StrCat(value));
+}
+
+absl::Status LocalStore::RaiseLastHlc(const sync::Hlc& hlc) {
+  if (hlc.IsZero()) return absl::OkStatus();
+  // Two connections write this key; keeping the maximum makes their commit order irrelevant.
+  // Encoded clocks sort like the clocks themselves.
+  FS_ASSIGN_OR_RETURN(Statement * st,
+                      db_->Prepare("INSERT INTO sync_state(key, value) VALUES(?1, ?2) "
+                                   "ON CONFLICT(key) DO UPDATE SET value=excluded.value "
+                                   "WHERE excluded.value > sync_state.value"));
+  st->Bind(1, kLastHlcKey);
+  st->Bind(2, hlc.Encode());
+  return st->Run();
+}
+
+absl::StatusOr<sync::Hlc> LocalStore::LatestKnownHlc() {
+  sync::Hlc latest;
+  auto consider = [&](const std::string& text) -> absl::Status {
+    if (text.empty()) return absl::OkStatus();
+    FS_ASSIGN_OR_RETURN(sync::Hlc hlc, sync::Hlc::Decode(text, "last_hlc"));
+    if (latest.IsZero() || latest < hlc) latest = hlc;
+    return absl::OkStatus();
+  };
+  FS_ASSIGN_OR_RETURN(std::string stored, GetState(kLastHlcKey));
+  FS_RETURN_IF_ERROR(consider(stored));
+  FS_ASSIGN_OR_RETURN(Statement * q, db_->Prepare("SELECT MAX(hlc) FROM server_fields"));
+  FS_ASSIGN_OR_RETURN(bool row, q->Step());
+  std::string pulled = row && !q->ColumnIsNull(0) ? q->ColumnText(0) : "";
+  q->Reset();
+  FS_RETURN_IF_ERROR(consider(pulled));
+  return latest;
+}
+
+// --- Documents ---------------------------------------------------------------------------------
+
+absl::StatusOr<std::vector<v1::Change>> LocalStore::OutboxOf(absl::string_view collection,
+                                                             absl::string_view id) {
+  FS_ASSIGN_OR_RETURN(Statement * q,
+                      db_->Prepare("SELECT change FROM outbox WHERE collection=?1 AND doc_id=?2 "
+                                   "ORDER BY device_seq"));
+  q->Bind(1, collection);
+  q->Bind(2, id);
+  std::vector<v1::Change> changes;
+  for (;;) {
+    absl::StatusOr<bool> row = q->Step();
+    if (!row.ok()) {
+      q->Reset();
+      return row.status();
+    }
+    if (!*row) break;
+    v1::Change change;
+    if (!change.ParseFromString(q->ColumnBlob(0))) {
+      q->Reset();
+      return absl::DataLossError(
+          absl::StrCat("outbox entry of ", collection, " ", id, " does not parse"));
+    }
+    changes.push_back(std::move(change));
+  }
+  q->Reset();
+  return changes;
+}
+
+absl::StatusOr<LocalDocument> LocalStore::LoadDocument(absl::string_view collection,
+                                                       absl::string_view id) {
+  LocalDocument doc;
+  doc.server.collection = std::string(collection);
+  doc.server.id = std::string(id);
+  FS_ASSIGN_OR_RETURN(Statement * q, db_->Prepare("SELECT path, value, hlc, seq FROM server_fields "
+                                                  "WHERE collection=?1 AND doc_id=?2"));
+  q->Bind(1, collection);
+  q->Bind(2, id);
+  for (;;) {
+    absl::StatusOr<bool> row = q->Step();
+    if (!row.ok()) {
+      q->Reset();
+      return row.status();
+    }
+    if (!*row) break;
+    sync::FieldState state;
+    state.value = q->ColumnBlob(1);
+    absl::StatusOr<sync::Hlc> hlc = sync::Hlc::Decode(q->ColumnText(2), "server_fields.hlc");
+    if (!hlc.ok()) {
+      q->Reset();
+      return hlc.status();
+    }
+    state.hlc = *std::move(hlc);
+    state.seq = q->ColumnInt(3);
+    doc.version = std::max(doc.version, state.seq);
+    doc.server.fields[q->ColumnText(0)] = std::move(state);
+  }
+  q->Reset();
+
+  doc.local = doc.server;
+  FS_ASSIGN_OR_RETURN(std::vector<v1::Change> pending, OutboxOf(collection, id));
+  doc.pending = !pending.empty();
+  for (const v1::Change& change : pending) {
+    FS_ASSIGN_OR_RETURN(sync::Change c, ToEngineChange(change, ""));
+    c.device_id = c.hlc.node;
+    sync::Merge(doc.local, c);
+  }
+  return doc;
+}
+
+absl::Status LocalStore::RefreshView(absl::string_view collection, absl::string_view id) {
+  FS_ASSIGN_OR_RETURN(LocalDocument doc, LoadDocument(collection, id));
+  const google::protobuf::Message* prototype = sync::PrototypeFor(collection);
+  if (doc.local.fields.empty() || prototype == nullptr) {
+    // Nothing known about it (or a collection this library does not show): no view row.
+    FS_ASSIGN_OR_RETURN(Statement * del,
+                        db_->Prepare("DELETE FROM docs WHERE collection=?1 AND doc_id=?2"));
+    del->Bind(1, collection);
+    del->Bind(2, id);
+    return del->Run();
+  }
+  std::unique_ptr<google::protobuf::Message> message(prototype->New());
+  absl::Status assembled = sync::Assemble(doc.local.Values(), message.get());
+  if (!assembled.ok()) {
+    return absl::DataLossError(absl::StrCat(collection, " ", id, ": ", assembled.message()));
+  }
+  std::string project_id, site_id, partner_id, record_date, country;
+  int64_t kind = 0, status = 0;
+  if (const auto* r = google::protobuf::DynamicCastToGenerated<v1::Record>(message.get())) {
+    project_id = r->project_id();
+    site_id = r->site_id();
+    kind = model::KindOf(*r);
+    record_date = model::RecordDateOf(*r);
+  } else if (const auto* s = google::protobuf::DynamicCastToGenerated<v1::Site>(message.get())) {
+    project_id = s->project_id();
+  } else if (const auto* p = google::protobuf::DynamicCastToGenerated<v1::Project>(message.get())) {
+    partner_id = p->partner_id();
+    kind = p->kind();
+    country = p->country();
+    status = p->status();
+  }
+  FS_ASSIGN_OR_RETURN(
+      Statement * st,
+      db_->Prepare("INSERT OR REPLACE INTO docs(collection, doc_id, payload, deleted, version, "
+                   "pending, project_id, site_id, partner_id, kind, record_date, country, status) "
+                   "VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)"));
+  st->Bind(1, collection);
+  st->Bind(2, id);
+  st->BindBlob(3, sync::SerializeDeterministic(*message));
+  st->Bind(4, doc.local.deleted() ? 1 : 0);
+  st->Bind(5, doc.version);
+  st->Bind(6, doc.pending ? 1 : 0);
+  st->Bind(7, project_id);
+  st->Bind(8, site_id);
+  st->Bind(9, partner_id);
+  st->Bind(10, kind);
+  st->Bind(11, record_date);
+  st->Bind(12, country);
+  st->Bind(13, status);
+  return st->Run();
+}
+
+absl::Status LocalStore::RefreshAllViews() {
+  std::vector<std::pair<std::string, std::string>> ids;
+  {
+    FS_ASSIGN_OR_RETURN(Statement * q,
+                        db_->Prepare("SELECT collection, doc_id FROM docs UNION "
+                                     "SELECT collection, doc_id FROM server_fields UNION "
+                                     "SELECT collection, doc_id FROM outbox"));
+    for (;;) {
+      absl::StatusOr<bool> row = q->Step();
+      if (!row.ok()) {
+        q->Reset();
+        return row.status();
+      }
+      if (!*row) break;
+      ids.emplace_back(q->ColumnText(0), q->ColumnText(1));
+    }
+    q->Reset();
+  }
+  for (const auto& [collection, id] : ids) FS_RETURN_IF_ERROR(RefreshView(collection, id));
+  return absl::OkStatus();
+}
+
+// --- Outbox ------------------------------------------------------------------------------------
+
+absl::StatusOr<int64_t> LocalStore::AppendChange(v1::Change change) {
+  FS_ASSIGN_OR_RETURN(int64_t last, GetStateInt(kLastSeqKey));
+  // device_seq must never be reused, even after every entry was dropped: the server would take
+  // a reused number for a replay and ignore the edit. The counter in sync_state is the truth.
+  int64_t seq = last + 1;
+  change.set_device_seq(seq);
+  FS_ASSIGN_OR_RETURN(Statement * st,
+                      db_->Prepare("INSERT INTO outbox(device_seq, collection, doc_id, change, "
+                                   "created_at_ms) VALUES(?1, ?2, ?3, ?4, ?5)"));
+  st->Bind(1, seq);
+  st->Bind(2, change.collection());
+  st->Bind(3, change.doc_id());
+  st->BindBlob(4, sync::SerializeDeterministic(change));
+  st->Bind(5, sync::SystemClockMs());
+  FS_RETURN_IF_ERROR(st->Run());
+  FS_RETURN_IF_ERROR(SetStateInt(kLastSeqKey, seq));
+  return seq;
+}
+
+absl::StatusOr<std::vector<v1::Change>> LocalStore::OutboxAfter(int64_t after_seq, int limit) {
+  FS_ASSIGN_OR_RETURN(Statement * q, db_->Prepare("SELECT change FROM outbox WHERE device_seq > ?1 "
+                                                  "ORDER BY device_seq LIMIT ?2"));
+  q->Bind(1, after_seq);
+  q->Bind(2, limit);
+  std::vector<v1::Change> changes;
+  for (;;) {
+    absl::StatusOr<bool> row = q->Step();
+    if (!row.ok()) {
+      q->Reset();
+      return row.status();
+    }
+    if (!*row) break;
+    v1::Change change;
+    if (!change.ParseFromString(q->ColumnBlob(0))) {
+      q->Reset();
+      return absl::DataLossError("an outbox entry does not parse");
+    }
+    changes.push_back(std::move(change));
+  }
+  q->Reset();
+  return changes;
+}
+
+absl::StatusOr<int64_t> LocalStore::CountOutboxAfter(int64_t after_seq) {
+  FS_ASSIGN_OR_RETURN(Statement * q,
+                      db_->Prepare("SELECT COUNT(*) FROM outbox WHERE device_seq > ?1"));
+  q->Bind(1, after_seq);
+  FS_ASSIGN_OR_RETURN(bool row, q->Step());
+  int64_t n = row ? q->ColumnInt(0) : 0;
+  q->Reset();
+  return n;
+}
+
+// --- Pull --------------------------------------------------------------------------------------
+
+absl::StatusOr<PageOutcome> LocalStore::ApplyPage(const v1::PullPage& page) {
+  PageOutcome outcome;
+  FS_ASSIGN_OR_RETURN(auto tx, Begin());
+  FS_ASSIGN_OR_RETURN(int64_t epoch, GetStateInt(kEpochKey));
+  std::set<std::pair<std::string, std::string>> touched;
+  for (int d = 0; d < page.documents_size(); ++d) {
+    const v1::DocumentDelta& delta = page.documents(d);
+    if (!IsUuid(delta.doc_id()) || delta.collection().empty()) {
+      return absl::DataLossError(
+          absl::StrCat("pull page: documents[", d, "] has no valid collection and id"));
+    }
+    for (const v1::DeltaField& f : delta.fields()) {
+      FS_ASSIGN_OR_RETURN(
+          sync::Hlc hlc,
+          sync::Hlc::Decode(f.hlc(), absl::StrCat("pull page: documents[", d, "].fields.hlc")));
+      if (outcome.max_hlc.IsZero() || outcome.max_hlc < hlc) outcome.max_hlc = hlc;
+      FS_ASSIGN_OR_RETURN(
+          Statement * st,
+          db_->Prepare("INSERT OR REPLACE INTO server_fields(collection, doc_id, path, value, "
+                       "hlc, seq, epoch) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7)"));
+      st->Bind(1, delta.collection());
+      st->Bind(2, delta.doc_id());
+      st->Bind(3, f.path());
+      st->BindBlob(4, f.value());
+      st->Bind(5, f.hlc());
+      st->Bind(6, delta.version());
+      st->Bind(7, epoch);
+      FS_RETURN_IF_ERROR(st->Run());
+    }
+    touched.emplace(delta.collection(), delta.doc_id());
+    ++outcome.documents;
+  }
+  for (const auto& [collection, id] : touched) FS_RETURN_IF_ERROR(RefreshView(collection, id));
+  FS_RETURN_IF_ERROR(SetState(kCursorKey, page.cursor()));
+  FS_RETURN_IF_ERROR(RaiseLastHlc(outcome.max_hlc));
+
+  if (page.last()) {
+    outcome.last = true;
+    FS_ASSIGN_OR_RETURN(int64_t repairing, GetStateInt(kRepairingKey));
+    if (repairing != 0) {
+      // The re-pull sent every document of the scope into this epoch; rows of older epochs are
+      // what the server no longer has.
+      FS_ASSIGN_OR_RETURN(Statement * del,
+                          db_->Prepare("DELETE FROM server_fields WHERE epoch < ?1"));
+      del->Bind(1, epoch);
+      FS_RETURN_IF_ERROR(del->Run());
+      FS_RETURN_IF_ERROR(SetStateInt(kRepairingKey, 0));
+      FS_RETURN_IF_ERROR(RefreshAllViews());
+    }
+    // Everything acknowledged before this pull started is now in the server state: the
+    // outbox copies of it can go. (Kept until now so that the view never showed the old value
+    // between push and pull.)
+    FS_ASSIGN_OR_RETURN(int64_t acked, GetStateInt(kAckedSeqKey));
+    std::vector<std::pair<std::string, std::string>> done;
+    {
+      FS_ASSIGN_OR_RETURN(Statement * q,
+                          db_->Prepare("SELECT DISTINCT collection, doc_id FROM outbox "
+                                       "WHERE device_seq <= ?1"));
+      q->Bind(1, acked);
+      for (;;) {
+        absl::StatusOr<bool> row = q->Step();
+        if (!row.ok()) {
+          q->Reset();
+          return row.status();
+        }
+        if (!*row) break;
+        done.emplace_back(q->ColumnText(0), q->ColumnText(1));
+      }
+      q->Reset();
+    }
+    FS_ASSIGN_OR_RETURN(Statement * drop,
+                        db_->Prepare("DELETE FROM outbox WHERE device_seq <= ?1"));
+    drop->Bind(1, acked);
+    FS_RETURN_IF_ERROR(drop->Run());
+    for (const auto& [collection, id] : done) FS_RETURN_IF_ERROR(RefreshView(collection, id));
+
+    if (!page.scope_checksum().empty()) {
+      int64_t count = 0;
+      FS_ASSIGN_OR_RETURN(outcome.local_checksum, ServerChecksum(&count));
+      outcome.checksum_checked = true;
+      outcome.checksum_matched =
+          outcome.local_checksum == page.scope_checksum() && count == page.scope_documents();
+      if (!outcome.checksum_matched) {
+        if (repairing != 0) {
+          outcome.mismatch_after_repair = true;
+        } else {
+          // Pull everything again into a new epoch; stored with this page, so a repair cut
+          // short resumes as a repair.
+          outcome.repair_started = true;
+          FS_RETURN_IF_ERROR(SetState(kCursorKey, ""));
+          FS_RETURN_IF_ERROR(SetStateInt(kEpochKey, epoch + 1));
+          FS_RETURN_IF_ERROR(SetStateInt(kRepairingKey, 1));
+        }
+      }
+    }
+  }
+  FS_RETURN_IF_ERROR(tx.Commit());
+  return outcome;
+}
+
+absl::StatusOr<std::string> LocalStore::ServerChecksum(int64_t* count) {
+  sync::ScopeChecksum sum;
+  FS_ASSIGN_OR_RETURN(Statement * q,
+                      db_->Prepare("SELECT collection, doc_id, path, value, hlc, seq "
+                                   "FROM server_fields ORDER BY collection, doc_id"));
+  sync::Document doc;
+  auto flush = [&]() -> absl::Status {
+    if (doc.id.empty() || sync::PrototypeFor(doc.collection) == nullptr) return absl::OkStatus();
+    return sum.Add(doc);
+  };
+  absl::Status status;
+  for (;;) {
+    absl::StatusOr<bool> row = q->Step();
+    if (!row.ok()) {
+      status = row.status();
+      break;
+    }
+    if (!*row) break;
+    std::string collection = q->ColumnText(0), id = q->ColumnText(1);
+    if (collection != doc.collection || id != doc.id) {
+      status = flush();
+      if (!status.ok()) break;
+      doc = sync::Document();
+      doc.collection = collection;
+      doc.id = id;
+    }
+    sync::FieldState& state = doc.fields[q->ColumnText(2)];
+    state.value = q->ColumnBlob(3);
+    // The checksum covers values only; the clock is not needed.
+    state.seq = q->ColumnInt(5);
+  }
+  q->Reset();
+  FS_RETURN_IF_ERROR(status);
+  FS_RETURN_IF_ERROR(flush());
+  if (count != nullptr) *count = sum.count();
+  return sum.Hex();
+}
+
+// --- Queries -----------------------------------------------------------------------------------
+
+absl::Status LocalStore::LoadView(absl::string_view collection, absl::string_view id,
+                                  google::protobuf::Message* out, int64_t* version) {
+  FS_ASSIGN_OR_RETURN(Statement * q,
+                      db_->Prepare("SELECT payload, version FROM docs "
+                                   "WHERE collection=?1 AND doc_id=?2 AND deleted=0"));
+  q->Bind(1, collection);
+  q->Bind(2, id);
+  FS_ASSIGN_OR_RETURN(bool row, q->Step());
+  if (!row) {
+    q->Reset();
+    return absl::NotFoundError(absl::StrCat("no ", collection, " with id \"", id, "\""));
+  }
+  bool parsed = out->ParseFromString(q->ColumnBlob(0));
+  *version = q->ColumnInt(1);
+  q->Reset();
+  if (!parsed) return absl::DataLossError(absl::StrCat(collection, " ", id, " does not parse"));
+  return absl::OkStatus();
+}
+
+absl::StatusOr<v1::Record> LocalStore::GetRecord(absl::string_view id) {
+  v1::Record record;
+  int64_t version = 0;
+  FS_RETURN_IF_ERROR(LoadView("record", id, &record, &version));
+  DeriveRecordFields(record);
+  record.mutable_audit()->set_version(version);
+  return record;
+}
+
+absl::StatusOr<v1::Site> LocalStore::GetSite(absl::string_view id) {
+  v1::Site site;
+  int64_t version = 0;
+  FS_RETURN_IF_ERROR(LoadView("site", id, &site, &version));
+  site.mutable_audit()->set_version(version);
+  return site;
+}
+
+absl::StatusOr<v1::Project> LocalStore::GetProject(absl::string_view id) {
+  v1::Project project;
+  int64_t version = 0;
+  FS_RETURN_IF_ERROR(LoadView("project", id, &project, &version));
+  project.mutable_audit()->set_version(version);
+  return project;
+}
+
+absl::StatusOr<v1::ListRecordsResponse> LocalStore::ListRecords(
+    const v1::ListRecordsRequest& request) {
+  if (!v1::RecordKind_IsValid(request.kind())) {
+    return absl::InvalidArgumentError(absl::StrCat("kind: unknown value ", request.kind()));
+  }
+  FS_RETURN_IF_ERROR(model::ValidateId("project_id", request.project_id(), true));
+  FS_RETURN_IF_ERROR(model::ValidateId("site_id", request.site_id(), true));
+  FS_RETURN_IF_ERROR(model::ValidateId("partner_id", request.partner_id(), true));
+  FS_RETURN_IF_ERROR(model::ValidateOptionalDate("from_date", request.from_date()));
+  FS_RETURN_IF_ERROR(model::ValidateOptionalDate("to_date", request.to_date()));
+  FS_RETURN_IF_ERROR(CheckCountry("country", request.country()));
+  if (!request.from_date().empty() && !request.to_date().empty() &&
+      request.from_date() > request.to_date()) {
+    return absl::InvalidArgumentError(absl::StrCat("to_date: must not be before from_date (",
+                                                   request.from_date(), "), got ",
+                                                   request.to_date()));
+  }
+  int limit = 0;
+  std::string after;
+  FS_RETURN_IF_ERROR(PageFor(request.page_size(), request.page_token(), &limit, &after));
+
+  FS_ASSIGN_OR_RETURN(
+      Statement * q,
+      db_->Prepare("SELECT r.doc_id, r.payload, r.version FROM docs r "
+                   "LEFT JOIN docs p ON p.collection='project' AND p.doc_id=r.project_id "
+                   "WHERE r.collection='record' AND r.deleted=0 "
+                   "AND (?1=0 OR r.kind=?1) AND (?2='' OR r.project_id=?2) "
+                   "AND (?3='' OR r.site_id=?3) AND (?4='' OR r.record_date>=?4) "
+                   "AND (?5='' OR r.record_date<=?5) AND (?6='' OR p.partner_id=?6) "
+                   "AND (?7='' OR p.country=?7) AND r.doc_id>?8 "
+                   "ORDER BY r.doc_id LIMIT ?9"));
+  q->Bind(1, static_cast<int64_t>(request.kind()));
+  q->Bind(2, request.project_id());
+  q->Bind(3, request.site_id());
+  q->Bind(4, request.from_date());
+  q->Bind(5, request.to_date());
+  q->Bind(6, request.partner_id());
+  q->Bind(7, request.country());
+  q->Bind(8, after);
+  q->Bind(9, limit + 1);
+  v1::ListRecordsResponse response;
+  std::string last_id;
+  for (;;) {
+    absl::StatusOr<bool> row = q->Step();
+    if (!row.ok()) {
+      q->Reset();
+      return row.status();
+    }
+    if (!*row) break;
+    if (response.records_size() == limit) {
+      response.set_next_page_token(EncodePageToken(last_id));
+      break;
+    }
+    v1::Record* record = response.add_records();
+    if (!record->ParseFromString(q->ColumnBlob(1))) {
+      q->Reset();
+      return absl::DataLossError(absl::StrCat("record ", q->ColumnText(0), " does not parse"));
+    }
+    DeriveRecordFields(*record);
+    record->mutable_audit()->set_version(q->ColumnInt(2));
+    last_id = q->ColumnText(0);
+  }
+  q->Reset();
+  return response;
+}
+
+absl::StatusOr<v1::ListSitesResponse> LocalStore::ListSites(const v1::ListSitesRequest& request) {
+  FS_RETURN_IF_ERROR(model::ValidateId("project_id", request.project_id(), true));
+  int limit = 0;
+  std::string after;
+  FS_RETURN_IF_ERROR(PageFor(request.page_size(), request.page_token(), &limit, &after));
+  FS_ASSIGN_OR_RETURN(Statement * q, db_->Prepare("SELECT doc_id, payload, version FROM docs "
+                                                  "WHERE collection='site' AND deleted=0 "
+                                                  "AND (?1='' OR project_id=?1) AND doc_id>?2 "
+                                                  "ORDER BY doc_id LIMIT ?3"));
+  q->Bind(1, request.project_id());
+  q->Bind(2, after);
+  q->Bind(3, limit + 1);
+  v1::ListSitesResponse response;
+  std::string last_id;
+  for (;;) {
+    absl::StatusOr<bool> row = q->Step();
+    if (!row.ok()) {
+      q->Reset();
+      return row.status();
+    }
+    if (!*row) break;
+    if (response.sites_size() == limit) {
+      response.set_next_page_token(EncodePageToken(last_id));
+      break;
+    }
+    v1::Site* site = response.add_sites();
+    if (!site->ParseFromString(q->ColumnBlob(1))) {
+      q->Reset();
+      return absl::DataLossError(absl::StrCat("site ", q->ColumnText(0), " does not parse"));
+    }
+    site->mutable_audit()->set_version(q->ColumnInt(2));
+    last_id = q->ColumnText(0);
+  }
+  q->Reset();
+  return response;
+}
+
+absl::StatusOr<v1::ListProjectsResponse> LocalStore::ListProjects(
+    const v1::ListProjectsRequest& request) {
+  if (!v1::ProjectKind_IsValid(request.kind())) {
+    return absl::InvalidArgumentError(absl::StrCat("kind: unknown value ", request.kind()));
+  }
+  if (!v1::ProjectStatus_IsValid(request.status())) {
+    return absl::InvalidArgumentError(absl::StrCat("status: unknown value ", request.status()));
+  }
+  FS_RETURN_IF_ERROR(model::ValidateId("partner_id", request.partner_id(), true));
+  FS_RETURN_IF_ERROR(CheckCountry("country", request.country()));
+  int limit = 0;
+  std::string after;
+  FS_RETURN_IF_ERROR(PageFor(request.page_size(), request.page_token(), &limit, &after));
+  FS_ASSIGN_OR_RETURN(Statement * q,
+                      db_->Prepare("SELECT doc_id, payload, version FROM docs "
+                                   "WHERE collection='project' AND deleted=0 "
+                                   "AND (?1=0 OR kind=?1) AND (?2='' OR country=?2) "
+                                   "AND (?3='' OR partner_id=?3) AND (?4=0 OR status=?4) "
+                                   "AND doc_id>?5 ORDER BY doc_id"));
+  q->Bind(1, static_cast<int64_t>(request.kind()));
+  q->Bind(2, request.country());
+  q->Bind(3, request.partner_id());
+  q->Bind(4, static_cast<int64_t>(request.status()));
+  q->Bind(5, after);
+  const std::string text = absl::AsciiStrToLower(request.text());
+  auto matches = [&](const v1::Project& p) {
+    if (text.empty()) return true;
+    for (const std::string* s : {&p.title(), &p.donor(), &p.admin_area(), &p.iati_identifier()}) {
+      if (absl::StrContains(absl::AsciiStrToLower(*s), text)) return true;
+    }
+    return false;
+  };
+  v1::ListProjectsResponse response;
+  std::string last_id;
+  for (;;) {
+    absl::StatusOr<bool> row = q->Step();
+    if (!row.ok()) {
+      q->Reset();
+      return row.status();
+    }
+    if (!*row) break;
+    v1::Project project;
+    if (!project.ParseFromString(q->ColumnBlob(1))) {
+      q->Reset();
+      return absl::DataLossError(absl::StrCat("project ", q->ColumnText(0), " does not parse"));
+    }
+    if (!matches(project)) continue;
+    if (response.projects_size() == limit) {
+      response.set_next_page_token(EncodePageToken(last_id));
+      break;
+    }
+    project.mutable_audit()->set_version(q->ColumnInt(2));
+    *response.add_projects() = std::move(project);
+    last_id = q->ColumnText(0);
+  }
+  q->Reset();
+  return response;
+}
+
+absl::StatusOr<int64_t> LocalStore::CountLive(absl::string_view collection) {
+  FS_ASSIGN_OR_RETURN(Statement * q,
+                      db_->Prepare("SELECT COUNT(*) FROM docs WHERE collection=?1 AND deleted=0"));
+  q->Bind(1, collection);
+  FS_ASSIGN_OR_RETURN(bool row, q->Step());
+  int64_t n = row ? q->ColumnInt(0) : 0;
+  q->Reset();
+  return n;
+}
+
+}  // namespace fieldsync::client

@@ -1,0 +1,163 @@
+// The device's SQLite store: the documents as last pulled from the server, the outbox of local
+// changes, the local view that queries read, and the sync state. Internal to libfieldsync.
+//
+//   FS_ASSIGN_OR_RETURN(auto store, LocalStore::Open(path));
+//   FS_ASSIGN_OR_RETURN(auto tx, store->Begin());
+//   FS_ASSIGN_OR_RETURN(LocalDocument doc, store->LoadDocument("record", id));
+//   ... FS_RETURN_IF_ERROR(store->AppendChange(change)); store->RefreshView("record", id) ...
+//   FS_RETURN_IF_ERROR(tx.Commit());
+//
+// Tables (schema in local_store.cc, versioned migrations):
+//   server_fields(collection, doc_id, path, value, hlc, seq, epoch)  what the server last sent
+//   outbox(device_seq, collection, doc_id, change)  local edits, kept until a completed pull
+//     after their acknowledgement (so the view never steps back between push and pull)
+//   docs(collection, doc_id, payload, deleted, version, pending, typed filter columns)  the
+//     local view: server_fields with every outbox change merged on top (sync::Merge, the same
+//     rule the server applies, so the view shows what the server will hold after the push)
+//   sync_state(key, value)
+//
+// Thread rule: one LocalStore is one connection, used by one thread at a time. Two LocalStores
+// on the same file (the app's and the sync thread's) are safe: every write is one IMMEDIATE
+// transaction and WAL lets readers run beside it.
+#ifndef FIELDSYNC_CLIENT_LIB_LOCAL_STORE_H_
+#define FIELDSYNC_CLIENT_LIB_LOCAL_STORE_H_
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+#include "fieldsync/sync/document.h"
+#include "fieldsync/sync/hlc.h"
+#include "fieldsync/sync/merge.h"
+#include "fieldsync/sync/sqlite.h"
+#include "fieldsync/v1/domain.pb.h"
+#include "fieldsync/v1/sync.pb.h"
+#include "fieldsync/v1/tracker.pb.h"
+
+namespace fieldsync::client {
+
+// sync_state keys.
+inline constexpr char kDeviceIdKey[] = "device_id";
+inline constexpr char kPartnerIdKey[] = "partner_id";
+inline constexpr char kTokenKey[] = "token";
+inline constexpr char kServerAddressKey[] = "server_address";
+inline constexpr char kCursorKey[] = "cursor";
+inline constexpr char kLastHlcKey[] = "last_hlc";
+inline constexpr char kClockOffsetKey[] = "clock_offset_ms";
+inline constexpr char kLastSyncAtKey[] = "last_sync_at_ms";
+inline constexpr char kAckedSeqKey[] = "acked_device_seq";
+inline constexpr char kLastSeqKey[] = "last_device_seq";
+// Generation of server_fields rows; a repair pulls everything into a new epoch and then drops
+// the rows of older ones.
+inline constexpr char kEpochKey[] = "epoch";
+inline constexpr char kRepairingKey[] = "repairing";
+
+// The engine's form of an outbox change (device_id is the writer of `change`).
+absl::StatusOr<sync::Change> ToEngineChange(const v1::Change& change, absl::string_view device_id);
+
+// Fills a record's output-only fields the way the server derives them (kind, record_date,
+// follow-up outcomes).
+void DeriveRecordFields(v1::Record& record);
+
+// One document as this device sees it.
+struct LocalDocument {
+  // As last pulled (fields with their server clocks and sequence numbers).
+  sync::Document server;
+  // server with every outbox change for it merged on top: what queries show.
+  sync::Document local;
+  // Outbox entries touch it.
+  bool pending = false;
+  // Highest server sequence of its fields (0 if never pulled).
+  int64_t version = 0;
+
+  bool exists() const { return !local.fields.empty() && !local.deleted(); }
+};
+
+// What applying one pull page did.
+struct PageOutcome {
+  int64_t documents = 0;
+  // Greatest field clock in the page (zero if none): the caller's clock observes it.
+  sync::Hlc max_hlc;
+  // Set on the last page.
+  bool last = false;
+  bool checksum_checked = false;
+  bool checksum_matched = true;
+  // The mismatch started a repair: the cursor was reset, pull again.
+  bool repair_started = false;
+  // A repair just completed and the checksum still differs.
+  bool mismatch_after_repair = false;
+  std::string local_checksum;
+};
+
+class LocalStore {
+ public:
+  // Opens (creating if needed) and migrates the store. FAILED_PRECONDITION for a store written
+  // by a newer library.
+  static absl::StatusOr<std::unique_ptr<LocalStore>> Open(const std::string& path);
+
+  // BEGIN IMMEDIATE: the write lock is taken at once, so a transaction never fails half-way
+  // for a lock held by the other connection (it waits up to the busy timeout instead).
+  absl::StatusOr<sqlite::Transaction> Begin();
+
+  // --- sync_state ---
+  absl::StatusOr<std::string> GetState(absl::string_view key);  // "" if unset
+  absl::StatusOr<int64_t> GetStateInt(absl::string_view key);   // 0 if unset
+  absl::Status SetState(absl::string_view key, absl::string_view value);
+  absl::Status SetStateInt(absl::string_view key, int64_t value);
+  // Stores `hlc` as kLastHlcKey unless a later one is stored.
+  absl::Status RaiseLastHlc(const sync::Hlc& hlc);
+  // The greatest clock this device has issued or seen, from storage (zero if none).
+  absl::StatusOr<sync::Hlc> LatestKnownHlc();
+
+  // --- Documents ---
+  absl::StatusOr<LocalDocument> LoadDocument(absl::string_view collection, absl::string_view id);
+  // Recomputes the docs row of one document from server_fields and the outbox.
+  absl::Status RefreshView(absl::string_view collection, absl::string_view id);
+
+  // --- Outbox ---
+  // Assigns the next device_seq (gapless, never reused), stores the change and returns it.
+  // Call inside a transaction.
+  absl::StatusOr<int64_t> AppendChange(v1::Change change);
+  // Outbox entries with device_seq > after_seq, in order, at most `limit`.
+  absl::StatusOr<std::vector<v1::Change>> OutboxAfter(int64_t after_seq, int limit);
+  absl::StatusOr<int64_t> CountOutboxAfter(int64_t after_seq);
+
+  // --- Pull ---
+  // Applies one page in one transaction: server fields, affected views and the page's cursor.
+  // On the last page it also drops acknowledged outbox entries (now part of the server state),
+  // finishes a repair, and checks the scope checksum (starting a repair on mismatch unless one
+  // just ran).
+  absl::StatusOr<PageOutcome> ApplyPage(const v1::PullPage& page);
+  // Checksum of the documents built from server_fields only.
+  absl::StatusOr<std::string> ServerChecksum(int64_t* count = nullptr);
+
+  // --- Queries (live documents of the local view) ---
+  absl::StatusOr<v1::Record> GetRecord(absl::string_view id);
+  absl::StatusOr<v1::ListRecordsResponse> ListRecords(const v1::ListRecordsRequest& request);
+  absl::StatusOr<v1::Site> GetSite(absl::string_view id);
+  absl::StatusOr<v1::ListSitesResponse> ListSites(const v1::ListSitesRequest& request);
+  absl::StatusOr<v1::Project> GetProject(absl::string_view id);
+  absl::StatusOr<v1::ListProjectsResponse> ListProjects(const v1::ListProjectsRequest& request);
+  // Live documents of a collection.
+  absl::StatusOr<int64_t> CountLive(absl::string_view collection);
+
+ private:
+  explicit LocalStore(std::unique_ptr<sqlite::Database> db) : db_(std::move(db)) {}
+  absl::Status Migrate();
+  absl::Status RefreshAllViews();
+  absl::StatusOr<std::vector<v1::Change>> OutboxOf(absl::string_view collection,
+                                                   absl::string_view id);
+  // Loads a live document's message from the view (NOT_FOUND naming `what` otherwise).
+  absl::Status LoadView(absl::string_view collection, absl::string_view id,
+                        google::protobuf::Message* out, int64_t* version);
+
+  std::unique_ptr<sqlite::Database> db_;
+};
+
+}  // namespace fieldsync::client
+
+#endif  // FIELDSYNC_CLIENT_LIB_LOCAL_STORE_H_

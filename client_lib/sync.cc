@@ -1,0 +1,387 @@
+// Client::Sync(): Handshake, Push the outbox, Pull since the cursor; retries and cancellation.
+//
+// Every step leaves the store consistent on its own: an acknowledgement is stored as soon as it
+// arrives, each pull page is applied with its cursor in one transaction, so a retry (or the next
+// Sync() after a crash) simply continues from the stored state. Resending a change whose
+// acknowledgement was lost is harmless: the server applies (device_id, device_seq) once.
+#include <algorithm>
+#include <chrono>
+#include <random>
+#include <utility>
+
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "client_lib/client_impl.h"
+#include "fieldsync/base/status_macros.h"
+
+namespace fieldsync::client {
+namespace {
+
+constexpr int kDefaultMaxPushChanges = 100;
+
+bool IsTransient(const absl::Status& s) {
+  switch (s.code()) {
+    case absl::StatusCode::kUnavailable:
+    case absl::StatusCode::kDeadlineExceeded:
+    case absl::StatusCode::kAborted:
+    case absl::StatusCode::kResourceExhausted:
+      return true;
+    default:
+      return false;
+  }
+}
+
+// Full jitter: uniform in [0, min(max, initial * 2^(attempt-1))].
+std::chrono::milliseconds Backoff(const RetryOptions& retry, int attempt) {
+  int64_t cap = std::max<int64_t>(retry.initial_backoff_ms, 1);
+  for (int i = 1; i < attempt && cap < retry.max_backoff_ms; ++i) cap *= 2;
+  cap = std::min(cap, std::max<int64_t>(retry.max_backoff_ms, 1));
+  thread_local std::mt19937_64 rng{std::random_device{}()};
+  return std::chrono::milliseconds(std::uniform_int_distribution<int64_t>(0, cap)(rng));
+}
+
+// The index i of "changes[i]" in a server message, or -1.
+int ChangeIndex(absl::string_view message) {
+  size_t at = message.find("changes[");
+  if (at == absl::string_view::npos) return -1;
+  at += 8;
+  size_t end = message.find(']', at);
+  int index = -1;
+  if (end == absl::string_view::npos || !absl::SimpleAtoi(message.substr(at, end - at), &index)) {
+    return -1;
+  }
+  return index;
+}
+
+// One sync attempt; `progressed` reports whether it got anything done before failing.
+class Round {
+ public:
+  Round(ClientImpl& impl, SyncProgress& progress, const ProgressCallback& callback)
+      : impl_(impl), store_(*impl.sync_store), progress_(progress), callback_(callback) {}
+
+  absl::Status Run() {
+    FS_RETURN_IF_ERROR(Handshake());
+    FS_RETURN_IF_ERROR(Push());
+    return Pull();
+  }
+  bool progressed() const { return progressed_; }
+
+ private:
+  // Registers `ctx` as the in-flight call so that Cancel() can abort it.
+  class ActiveCall {
+   public:
+    ActiveCall(ClientImpl& impl, grpc::ClientContext& ctx) : impl_(impl) {
+      std::lock_guard<std::mutex> lock(impl_.cancel_mu);
+      impl_.active_call = &ctx;
+      if (impl_.cancelled) ctx.TryCancel();
+    }
+    ~ActiveCall() {
+      std::lock_guard<std::mutex> lock(impl_.cancel_mu);
+      impl_.active_call = nullptr;
+    }
+
+   private:
+    ClientImpl& impl_;
+  };
+
+  bool Cancelled() {
+    std::lock_guard<std::mutex> lock(impl_.cancel_mu);
+    return impl_.cancelled;
+  }
+  absl::Status CheckCancelled() {
+    return Cancelled() ? absl::CancelledError("sync cancelled") : absl::OkStatus();
+  }
+
+  void Prepare(grpc::ClientContext& ctx) {
+    ctx.set_deadline(std::chrono::system_clock::now() +
+                     std::chrono::milliseconds(impl_.options.call_timeout_ms));
+    ctx.AddMetadata("authorization", absl::StrCat("Bearer ", impl_.token));
+    if (impl_.options.compress) ctx.set_compression_algorithm(GRPC_COMPRESS_GZIP);
+  }
+
+  absl::Status Fault(absl::string_view rpc) {
+    if (!impl_.options.fault_injector_for_testing) return absl::OkStatus();
+    return impl_.options.fault_injector_for_testing(rpc);
+  }
+
+  // A gRPC failure, unless it is our own cancellation.
+  absl::Status Failed(const grpc::Status& status, absl::string_view rpc) {
+    if (Cancelled()) return absl::CancelledError("sync cancelled");
+    absl::Status s = FromGrpc(status, rpc);
+    // The server going away mid-call (restart, proxy cut) shows up as CANCELLED too; it was not
+    // ours, so it is a link failure worth retrying.
+    if (s.code() == absl::StatusCode::kCancelled) return absl::UnavailableError(s.message());
+    return s;
+  }
+
+  void Report(SyncPhase phase) {
+    progress_.phase = phase;
+    if (callback_) callback_(progress_);
+  }
+
+  void Observe(const sync::Hlc& hlc) {
+    if (hlc.IsZero()) return;
+    std::lock_guard<std::mutex> lock(impl_.clock_mu);
+    impl_.clock.Observe(hlc);
+  }
+  sync::Hlc ClockLast() {
+    std::lock_guard<std::mutex> lock(impl_.clock_mu);
+    return impl_.clock.last();
+  }
+
+  absl::Status ObserveEncoded(const std::string& text, absl::string_view what) {
+    if (text.empty()) return absl::OkStatus();
+    FS_ASSIGN_OR_RETURN(sync::Hlc hlc, sync::Hlc::Decode(text, what));
+    Observe(hlc);
+    return absl::OkStatus();
+  }
+
+  absl::Status Handshake() {
+    FS_RETURN_IF_ERROR(CheckCancelled());
+    Report(SyncPhase::kHandshake);
+    v1::HandshakeRequest request;
+    request.set_protocol_version(v1::PROTOCOL_VERSION_1);
+    int64_t sent_ms = impl_.physical();
+    request.set_device_time_ms(sent_ms);
+    request.set_device_hlc(ClockLast().Encode());
+    v1::HandshakeResponse response;
+    grpc::ClientContext ctx;
+    Prepare(ctx);
+    grpc::Status status;
+    {
+      ActiveCall active(impl_, ctx);
+      status = impl_.stub->Handshake(&ctx, request, &response);
+    }
+    int64_t received_ms = impl_.physical();
+    if (!status.ok()) return Failed(status, "Handshake");
+    FS_RETURN_IF_ERROR(Fault("Handshake"));
+    if (response.protocol_version() != v1::PROTOCOL_VERSION_1) {
+      return absl::FailedPreconditionError(
+          absl::StrCat("Handshake: the server speaks protocol version ",
+                       response.protocol_version(), ", this library 1"));
+    }
+    if (!response.device_id().empty() && response.device_id() != impl_.device_id) {
+      return absl::FailedPreconditionError(
+          absl::StrCat("Handshake: the token belongs to device ", response.device_id(),
+                       ", this store to device ", impl_.device_id));
+    }
+    max_push_ =
+        response.max_push_changes() > 0 ? response.max_push_changes() : kDefaultMaxPushChanges;
+    if (response.server_time_ms() > 0) {
+      // The server's clock at the midpoint of the round trip; the device's clock may be off
+      // by months, so its edits are stamped with the corrected time.
+      int64_t offset = response.server_time_ms() - (sent_ms + (received_ms - sent_ms) / 2);
+      std::lock_guard<std::mutex> lock(impl_.clock_mu);
+      impl_.clock.set_offset_ms(offset);
+    }
+    FS_RETURN_IF_ERROR(ObserveEncoded(response.server_hlc(), "Handshake: server_hlc"));
+
+    FS_ASSIGN_OR_RETURN(auto tx, store_.Begin());
+    {
+      std::lock_guard<std::mutex> lock(impl_.clock_mu);
+      FS_RETURN_IF_ERROR(store_.SetStateInt(kClockOffsetKey, impl_.clock.offset_ms()));
+    }
+    // The server's word is the truth (e.g. after a lost Push response it is ahead of ours).
+    FS_RETURN_IF_ERROR(store_.SetStateInt(kAckedSeqKey, response.acked_device_seq()));
+    if (!response.partner_id().empty()) {
+      FS_RETURN_IF_ERROR(store_.SetState(kPartnerIdKey, response.partner_id()));
+    }
+    FS_RETURN_IF_ERROR(store_.RaiseLastHlc(ClockLast()));
+    return tx.Commit();
+  }
+
+  absl::Status Push() {
+    FS_ASSIGN_OR_RETURN(int64_t acked, store_.GetStateInt(kAckedSeqKey));
+    FS_ASSIGN_OR_RETURN(int64_t pending, store_.CountOutboxAfter(acked));
+    progress_.changes_total = progress_.changes_pushed + pending;
+    Report(SyncPhase::kPush);
+    for (;;) {
+      FS_RETURN_IF_ERROR(CheckCancelled());
+      FS_ASSIGN_OR_RETURN(std::vector<v1::Change> batch, store_.OutboxAfter(acked, max_push_));
+      if (batch.empty()) return absl::OkStatus();
+      v1::PushRequest request;
+      for (v1::Change& c : batch) *request.add_changes() = c;
+      v1::PushResponse response;
+      grpc::ClientContext ctx;
+      Prepare(ctx);
+      grpc::Status status;
+      {
+        ActiveCall active(impl_, ctx);
+        status = impl_.stub->Push(&ctx, request, &response);
+      }
+      if (!status.ok()) {
+        absl::Status s = Failed(status, "Push");
+        if (s.code() == absl::StatusCode::kInvalidArgument) {
+          int i = ChangeIndex(s.message());
+          if (i >= 0 && i < static_cast<int>(batch.size())) {
+            return absl::InvalidArgumentError(
+                absl::StrCat("the server refused local change device_seq=", batch[i].device_seq(),
+                             " (", batch[i].collection(), " ", batch[i].doc_id(),
+                             "); it stays in the outbox and blocks later changes: ", s.message()));
+          }
+          return absl::InvalidArgumentError(
+              absl::StrCat("the server refused a batch of local changes (device_seq ",
+                           batch.front().device_seq(), "..", batch.back().device_seq(),
+                           "); they stay in the outbox: ", s.message()));
+        }
+        return s;
+      }
+      FS_RETURN_IF_ERROR(Fault("Push"));
+      int64_t now_acked = response.acked_device_seq();
+      if (now_acked < batch.front().device_seq()) {
+        // OK but nothing of the batch applied: looping would resend it forever.
+        return absl::FailedPreconditionError(
+            absl::StrCat("Push: the server acknowledged up to device_seq ", now_acked,
+                         " but the outbox continues at ", batch.front().device_seq(),
+                         " (server state older than this device's?)"));
+      }
+      now_acked = std::min<int64_t>(now_acked, batch.back().device_seq());
+      FS_RETURN_IF_ERROR(store_.SetStateInt(kAckedSeqKey, now_acked));
+      progress_.changes_pushed += now_acked - acked;
+      progress_.conflicts += response.conflicts();
+      acked = now_acked;
+      progressed_ = true;
+      FS_RETURN_IF_ERROR(ObserveEncoded(response.server_hlc(), "Push: server_hlc"));
+      Report(SyncPhase::kPush);
+    }
+  }
+
+  absl::Status Pull() {
+    Report(SyncPhase::kPull);
+    for (;;) {
+      bool repair_started = false;
+      FS_RETURN_IF_ERROR(PullStream(&repair_started));
+      if (!repair_started) return absl::OkStatus();
+      progress_.repaired = true;  // the cursor is reset: pull everything again
+    }
+  }
+
+  absl::Status PullStream(bool* repair_started) {
+    FS_RETURN_IF_ERROR(CheckCancelled());
+    FS_ASSIGN_OR_RETURN(std::string cursor, store_.GetState(kCursorKey));
+    v1::PullRequest request;
+    request.set_cursor(cursor);
+    request.set_page_size(impl_.options.pull_page_size);
+    grpc::ClientContext ctx;
+    Prepare(ctx);
+    ActiveCall active(impl_, ctx);
+    std::unique_ptr<grpc::ClientReader<v1::PullPage>> reader = impl_.stub->Pull(&ctx, request);
+    v1::PullPage page;
+    absl::Status stopped;  // why we stopped reading early, if we did
+    bool last = false;
+    while (reader->Read(&page)) {
+      stopped = Fault("Pull");
+      if (stopped.ok()) stopped = CheckCancelled();
+      if (!stopped.ok()) break;
+      absl::StatusOr<PageOutcome> outcome = store_.ApplyPage(page);
+      if (!outcome.ok()) {
+        stopped = outcome.status();
+        break;
+      }
+      Observe(outcome->max_hlc);
+      progressed_ = true;
+      progress_.pages += 1;
+      progress_.documents_pulled += outcome->documents;
+      progress_.bytes_pulled += static_cast<int64_t>(page.ByteSizeLong());
+      Report(SyncPhase::kPull);
+      if (outcome->last) {
+        last = true;
+        *repair_started = outcome->repair_started;
+        if (outcome->mismatch_after_repair) {
+          int64_t count = 0;
+          absl::StatusOr<std::string> mine = store_.ServerChecksum(&count);
+          stopped = absl::DataLossError(absl::StrCat(
+              "Pull: after a full re-pull the local copy still differs from the server: local "
+              "checksum ",
+              mine.ok() ? *mine : "?", " over ", count, " documents, server ",
+              page.scope_checksum(), " over ", page.scope_documents()));
+        }
+        break;
+      }
+    }
+    if (!stopped.ok()) {
+      ctx.TryCancel();  // giving up on this stream: do not wait for the rest
+    } else if (last) {
+      // The server ends the stream after the last page (and then records the device as
+      // synced); read to the end rather than cancel, so that it sees a clean finish.
+      while (reader->Read(&page)) {
+      }
+    }
+    grpc::Status status = reader->Finish();
+    if (!stopped.ok()) return stopped;
+    if (last) return absl::OkStatus();
+    if (!status.ok()) return Failed(status, "Pull");
+    return absl::UnavailableError("Pull: the stream ended before its last page");
+  }
+
+  ClientImpl& impl_;
+  LocalStore& store_;
+  SyncProgress& progress_;
+  const ProgressCallback& callback_;
+  int max_push_ = kDefaultMaxPushChanges;
+  bool progressed_ = false;
+};
+
+}  // namespace
+
+absl::StatusOr<SyncProgress> ClientImpl::Sync(const ProgressCallback& callback) {
+  std::unique_lock<std::mutex> sync_lock(sync_mu, std::try_to_lock);
+  if (!sync_lock.owns_lock()) {
+    return absl::FailedPreconditionError("a sync is already running on this client");
+  }
+  {
+    std::lock_guard<std::mutex> lock(cancel_mu);
+    sync_running = true;
+    cancelled = false;
+  }
+  struct Finish {
+    ClientImpl& impl;
+    ~Finish() {
+      std::lock_guard<std::mutex> lock(impl.cancel_mu);
+      impl.sync_running = false;
+      impl.cancelled = false;
+    }
+  } finish{*this};
+
+  SyncProgress progress;
+  int attempt = 0;
+  for (;;) {
+    Round round(*this, progress, callback);
+    absl::Status s = round.Run();
+    if (s.ok()) break;
+    {
+      std::lock_guard<std::mutex> lock(cancel_mu);
+      if (cancelled) return absl::CancelledError("sync cancelled");
+    }
+    if (!IsTransient(s)) return s;
+    if (round.progressed()) attempt = 0;
+    if (++attempt >= options.retry.max_attempts) {
+      return absl::Status(s.code(), absl::StrCat(s.message(), " (gave up after ", attempt,
+                                                 " attempts without progress)"));
+    }
+    progress.retries += 1;
+    std::unique_lock<std::mutex> lock(cancel_mu);
+    if (cancel_cv.wait_for(lock, Backoff(options.retry, attempt), [&] { return cancelled; })) {
+      return absl::CancelledError("sync cancelled");
+    }
+  }
+  int64_t now_ms = 0;
+  {
+    std::lock_guard<std::mutex> lock(clock_mu);
+    now_ms = physical() + clock.offset_ms();
+  }
+  FS_RETURN_IF_ERROR(sync_store->SetStateInt(kLastSyncAtKey, now_ms));
+  progress.phase = SyncPhase::kDone;
+  if (callback) callback(progress);
+  return progress;
+}
+
+void ClientImpl::Cancel() {
+  std::lock_guard<std::mutex> lock(cancel_mu);
+  if (!sync_running) return;
+  cancelled = true;
+  if (active_call != nullptr) active_call->TryCancel();
+  cancel_cv.notify_all();
+}
+
+}  // namespace fieldsync::client

@@ -1,0 +1,114 @@
+#include "server/syncer.h"
+
+#include "absl/strings/escaping.h"
+#include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "fieldsync/base/status_macros.h"
+#include "fieldsync/sync/hlc.h"
+
+namespace fieldsync::server {
+
+namespace {
+
+constexpr absl::string_view kCursorPrefix = "fsc1:";
+
+absl::Status RequireDevice(const Principal& who) {
+  if (who.token.device_id().empty()) {
+    return absl::FailedPreconditionError(
+        "sync needs a device token: enroll the device (SyncService.Enroll) and use its token");
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+std::string EncodeCursor(int64_t seq) {
+  std::string out;
+  absl::WebSafeBase64Escape(absl::StrCat(kCursorPrefix, seq), &out);
+  return out;
+}
+
+absl::StatusOr<int64_t> DecodeCursor(absl::string_view cursor) {
+  if (cursor.empty()) return 0;
+  std::string raw;
+  int64_t seq = 0;
+  if (!absl::WebSafeBase64Unescape(cursor, &raw) || !absl::StartsWith(raw, kCursorPrefix) ||
+      !absl::SimpleAtoi(absl::string_view(raw).substr(kCursorPrefix.size()), &seq) || seq < 0) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "cursor: not a cursor from a previous pull, got \"", cursor.substr(0, 60), "\""));
+  }
+  return seq;
+}
+
+absl::StatusOr<v1::HandshakeResponse> Syncer::Handshake(const Principal& device,
+                                                        const v1::HandshakeRequest& request) {
+  FS_RETURN_IF_ERROR(RequireDevice(device));
+  if (request.protocol_version() != v1::PROTOCOL_VERSION_1) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "protocol_version: this server speaks version 1, got ", request.protocol_version()));
+  }
+  FS_ASSIGN_OR_RETURN(int64_t acked, store_.AckedDeviceSeq(device.token.device_id()));
+  v1::HandshakeResponse out;
+  out.set_protocol_version(v1::PROTOCOL_VERSION_1);
+  out.set_server_time_ms(sync::SystemClockMs());
+  out.set_server_hlc(store_.ServerHlc());
+  out.set_device_id(device.token.device_id());
+  out.set_partner_id(device.partner_id());
+  out.set_acked_device_seq(acked);
+  out.set_max_push_changes(kMaxPushChanges);
+  out.set_max_clock_skew_ms(sync::kDefaultMaxFutureMs);
+  return out;
+}
+
+absl::StatusOr<v1::PushResponse> Syncer::Push(const Principal& device,
+                                              const v1::PushRequest& request) {
+  FS_RETURN_IF_ERROR(RequireDevice(device));
+  if (request.changes_size() > kMaxPushChanges) {
+    return absl::InvalidArgumentError(absl::StrCat("changes: at most ", kMaxPushChanges,
+                                                   " per push, got ", request.changes_size()));
+  }
+  std::vector<v1::Change> changes(request.changes().begin(), request.changes().end());
+  FS_ASSIGN_OR_RETURN(PushResult result,
+                      store_.Push(DeviceWriter{device.token.device_id(), device.partner_id()},
+                                  changes));
+  v1::PushResponse out;
+  out.set_acked_device_seq(result.acked_device_seq);
+  out.set_server_hlc(store_.ServerHlc());
+  out.set_conflicts(result.conflicts);
+  return out;
+}
+
+absl::Status Syncer::Pull(const Principal& device, const v1::PullRequest& request,
+                          const std::function<bool(const v1::PullPage&)>& emit) {
+  FS_RETURN_IF_ERROR(RequireDevice(device));
+  FS_ASSIGN_OR_RETURN(int64_t seq, DecodeCursor(request.cursor()));
+  if (request.page_size() < 0 || request.page_size() > kMaxPullPage) {
+    return absl::InvalidArgumentError(absl::StrCat("page_size: must be within [0, ",
+                                                   kMaxPullPage, "], got ",
+                                                   request.page_size()));
+  }
+  int page_size = request.page_size() == 0 ? 500 : request.page_size();
+  while (true) {
+    FS_ASSIGN_OR_RETURN(PullResult page, store_.Pull(device.partner_id(), seq, page_size));
+    v1::PullPage out;
+    for (v1::DocumentDelta& d : page.documents) *out.add_documents() = std::move(d);
+    seq = page.last_seq;
+    out.set_cursor(EncodeCursor(seq));
+    out.set_last(page.last);
+    out.set_server_hlc(store_.ServerHlc());
+    if (page.last) {
+      out.set_scope_checksum(page.scope_checksum);
+      out.set_scope_documents(page.scope_documents);
+    }
+    if (!emit(out)) return absl::CancelledError("the device went away during the pull");
+    if (page.last) break;
+  }
+  return store_.MarkSynced(device.token.device_id());
+}
+
+absl::StatusOr<v1::EnrollResponse> Syncer::Enroll(const v1::EnrollRequest& request) {
+  return admin_.Enroll(request.code());
+}
+
+}  // namespace fieldsync::server

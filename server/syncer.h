@@ -1,0 +1,52 @@
+// The Syncer: the server side of SyncService — handshake, push, pull pages, enrollment —
+// for field devices. SyncService only translates gRPC to these calls.
+//
+//   FS_ASSIGN_OR_RETURN(v1::PushResponse r, syncer.Push(device_principal, request));
+//
+// Only device tokens may sync (a FIELD_DEVICE user is partner staff on the web, not a device
+// with an outbox): FAILED_PRECONDITION otherwise. See proto/fieldsync/v1/sync.proto for the
+// guarantees and docs/SYNC.md for the design.
+#ifndef FIELDSYNC_SERVER_SYNCER_H_
+#define FIELDSYNC_SERVER_SYNCER_H_
+
+#include <functional>
+
+#include "absl/status/statusor.h"
+#include "fieldsync/v1/sync.pb.h"
+#include "server/admin.h"
+#include "server/auth.h"
+#include "server/store.h"
+
+namespace fieldsync::server {
+
+class Syncer {
+ public:
+  // Largest push batch accepted, in changes.
+  static constexpr int kMaxPushChanges = 1000;
+  // Largest pull page, in documents; the default is 500.
+  static constexpr int kMaxPullPage = 5000;
+
+  Syncer(Store& store, Admin& admin) : store_(store), admin_(admin) {}
+
+  absl::StatusOr<v1::HandshakeResponse> Handshake(const Principal& device,
+                                                  const v1::HandshakeRequest& request);
+  absl::StatusOr<v1::PushResponse> Push(const Principal& device, const v1::PushRequest& request);
+  // Streams pages to `emit` until the last one (or until `emit` returns false: the client went
+  // away). Marks the device synced after the last page.
+  absl::Status Pull(const Principal& device, const v1::PullRequest& request,
+                    const std::function<bool(const v1::PullPage&)>& emit);
+  absl::StatusOr<v1::EnrollResponse> Enroll(const v1::EnrollRequest& request);
+
+ private:
+  Store& store_;
+  Admin& admin_;
+};
+
+// Pull cursors: opaque strings carrying the server sequence to resume after.
+std::string EncodeCursor(int64_t seq);
+// INVALID_ARGUMENT "cursor: ..." for anything EncodeCursor did not make; "" is 0.
+absl::StatusOr<int64_t> DecodeCursor(absl::string_view cursor);
+
+}  // namespace fieldsync::server
+
+#endif  // FIELDSYNC_SERVER_SYNCER_H_

@@ -1,0 +1,477 @@
+// The client library against the real fieldsyncd: several enrolled devices of two partners
+// editing offline and syncing in different orders, concurrent edits, lost responses, cut pulls,
+// wrong clocks, and the C API from a real C program.
+#include <gmock/gmock.h>
+#include <grpcpp/grpcpp.h>
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <map>
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "client_lib/local_store.h"
+#include "fieldsync/client.h"
+#include "fieldsync/sync/document.h"
+#include "fieldsync/v1/admin.grpc.pb.h"
+#include "fieldsync/v1/sync.grpc.pb.h"
+#include "fieldsync/v1/tracker.grpc.pb.h"
+#include "tests/testing/server_process.h"
+#include "tests/testing/status_matchers.h"
+#include "tests/testing/temp_dir.h"
+
+namespace fieldsync {
+namespace {
+
+using ::fieldsync::client::Client;
+using ::fieldsync::client::ClientOptions;
+using ::fieldsync::client::SyncProgress;
+using ::fieldsync::testing::StatusIs;
+using ::testing::HasSubstr;
+using ::testing::SizeIs;
+namespace v1 = ::fieldsync::v1;
+
+constexpr int64_t kYearMs = 365LL * 24 * 3600 * 1000;
+
+v1::Record Well(const std::string& project_id, double yield_lph = 1200) {
+  v1::Record r;
+  r.set_project_id(project_id);
+  v1::WellRecord* w = r.mutable_well();
+  w->set_drilled_depth_m(80);
+  w->set_static_water_level_m(20);
+  w->set_yield_lph(yield_lph);
+  w->set_water_source(v1::WATER_SOURCE_BOREHOLE);
+  w->set_extraction(v1::EXTRACTION_TECHNOLOGY_HAND_PUMP);
+  w->set_functional_status(v1::FUNCTIONAL_STATUS_FUNCTIONAL);
+  w->set_population_served(400);
+  w->set_visit_date("2026-03-14");
+  return r;
+}
+
+class ClientSyncTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    ASSERT_TRUE(server_.Start(dir_.path()).ok()) << server_.Log();
+    channel_ = server_.Channel();
+    tracker_ = v1::TrackerService::NewStub(channel_);
+    admin_ = v1::AdminService::NewStub(channel_);
+    partner_ = CreatePartner("Maji Safi", {"KE"});
+    other_partner_ = CreatePartner("Mat Sang", {"VN"});
+    project_ = CreateProject(partner_.id(), v1::PROJECT_KIND_WELL, "KE");
+    other_project_ = CreateProject(other_partner_.id(), v1::PROJECT_KIND_WELL, "VN");
+  }
+
+  void TearDown() override {
+    if (HasFailure()) std::cerr << "fieldsyncd log:\n" << server_.Log();
+  }
+
+  std::unique_ptr<grpc::ClientContext> Ctx(const std::string& token = "") {
+    auto ctx = std::make_unique<grpc::ClientContext>();
+    ctx->set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(20));
+    testing::AddBearer(*ctx, token.empty() ? server_.admin_token() : token);
+    return ctx;
+  }
+
+  v1::Partner CreatePartner(const std::string& name, std::vector<std::string> countries) {
+    v1::CreatePartnerRequest req;
+    req.mutable_partner()->set_name(name);
+    for (auto& c : countries) req.mutable_partner()->add_countries(c);
+    v1::Partner out;
+    grpc::Status s = admin_->CreatePartner(Ctx().get(), req, &out);
+    EXPECT_TRUE(s.ok()) << s.error_message();
+    return out;
+  }
+
+  v1::Project CreateProject(const std::string& partner_id, v1::ProjectKind kind,
+                            const std::string& country) {
+    v1::CreateProjectRequest req;
+    v1::Project* p = req.mutable_project();
+    p->set_partner_id(partner_id);
+    p->set_kind(kind);
+    p->set_title("Boreholes");
+    p->set_country(country);
+    p->set_status(v1::PROJECT_STATUS_ACTIVE);
+    v1::Project out;
+    grpc::Status s = tracker_->CreateProject(Ctx().get(), req, &out);
+    EXPECT_TRUE(s.ok()) << s.error_message();
+    return out;
+  }
+
+  // A one-time enrollment code for a new device of `partner_id`.
+  std::string EnrollmentCode(const std::string& partner_id, const std::string& name) {
+    v1::CreateDeviceRequest dreq;
+    dreq.mutable_device()->set_partner_id(partner_id);
+    dreq.mutable_device()->set_name(name);
+    v1::Device device;
+    grpc::Status s = admin_->CreateDevice(Ctx().get(), dreq, &device);
+    EXPECT_TRUE(s.ok()) << s.error_message();
+    v1::CreateEnrollmentRequest ereq;
+    ereq.set_device_id(device.id());
+    v1::CreateEnrollmentResponse code;
+    s = admin_->CreateEnrollment(Ctx().get(), ereq, &code);
+    EXPECT_TRUE(s.ok()) << s.error_message();
+    return code.code();
+  }
+
+  std::unique_ptr<Client> Enroll(const std::string& partner_id, const std::string& name,
+                                 ClientOptions options = {}) {
+    if (options.retry.initial_backoff_ms == 200) options.retry.initial_backoff_ms = 20;
+    auto client = Client::Enroll(server_.address(), EnrollmentCode(partner_id, name),
+                                 dir_.File(name + ".db"), options);
+    EXPECT_OK(client);
+    return client.ok() ? *std::move(client) : nullptr;
+  }
+
+  static SyncProgress MustSync(Client& c) {
+    auto done = c.Sync();
+    EXPECT_OK(done);
+    return done.ok() ? *done : SyncProgress();
+  }
+
+  // Every live record a device holds, by id, without output-only fields.
+  static std::map<std::string, std::string> Records(Client& c) {
+    std::map<std::string, std::string> out;
+    v1::ListRecordsRequest q;
+    q.set_page_size(1000);
+    auto listed = c.ListRecords(q);
+    EXPECT_OK(listed);
+    if (!listed.ok()) return out;
+    for (v1::Record r : listed->records()) {
+      sync::ClearOutputOnly(&r);
+      out[r.id()] = sync::SerializeDeterministic(r);
+    }
+    return out;
+  }
+
+  // The record as the server holds it.
+  v1::Record ServerRecord(const std::string& id) {
+    v1::GetRecordRequest req;
+    req.set_id(id);
+    v1::Record out;
+    grpc::Status s = tracker_->GetRecord(Ctx().get(), req, &out);
+    EXPECT_TRUE(s.ok()) << s.error_message();
+    return out;
+  }
+
+  int64_t ServerRecordCount() {
+    v1::ListRecordsRequest req;
+    req.set_page_size(1000);
+    v1::ListRecordsResponse out;
+    grpc::Status s = tracker_->ListRecords(Ctx().get(), req, &out);
+    EXPECT_TRUE(s.ok()) << s.error_message();
+    return out.records_size();
+  }
+
+  static void ExpectSame(Client& a, Client& b) {
+    EXPECT_EQ(Records(a), Records(b));
+    auto ca = a.ServerStateChecksum();
+    auto cb = b.ServerStateChecksum();
+    ASSERT_OK(ca);
+    ASSERT_OK(cb);
+    EXPECT_EQ(*ca, *cb);
+  }
+
+  static int64_t Pending(Client& c) {
+    auto s = c.Status();
+    EXPECT_OK(s);
+    return s.ok() ? s->pending_changes : -1;
+  }
+
+  testing::TempDir dir_;
+  testing::ServerProcess server_;
+  std::shared_ptr<grpc::Channel> channel_;
+  std::unique_ptr<v1::TrackerService::Stub> tracker_;
+  std::unique_ptr<v1::AdminService::Stub> admin_;
+  v1::Partner partner_, other_partner_;
+  v1::Project project_, other_project_;
+};
+
+TEST_F(ClientSyncTest, EnrollStoresTheDeviceAndACodeWorksOnce) {
+  std::string code = EnrollmentCode(partner_.id(), "tablet-1");
+  auto a = Client::Enroll(server_.address(), code, dir_.File("a.db"));
+  ASSERT_OK(a);
+  auto status = (*a)->Status();
+  ASSERT_OK(status);
+  EXPECT_EQ(status->partner_id, partner_.id());
+  EXPECT_EQ(status->server_address, server_.address());
+  EXPECT_FALSE(Client::Enroll(server_.address(), code, dir_.File("b.db")).ok());
+  EXPECT_THAT(
+      Client::Enroll(server_.address(), EnrollmentCode(partner_.id(), "t2"), dir_.File("a.db")),
+      StatusIs(absl::StatusCode::kFailedPrecondition, HasSubstr("already enrolled")));
+}
+
+TEST_F(ClientSyncTest, OfflineEditsOnEveryDeviceConvergeWhateverTheSyncOrder) {
+  auto a = Enroll(partner_.id(), "a");
+  auto b = Enroll(partner_.id(), "b");
+  auto c = Enroll(partner_.id(), "c");
+  auto d = Enroll(other_partner_.id(), "d");
+  ASSERT_TRUE(a && b && c && d);
+  for (Client* x : {a.get(), b.get(), c.get(), d.get()}) MustSync(*x);
+  ASSERT_OK(a->GetProject(project_.id()));
+  // Scope: never another partner's project.
+  EXPECT_THAT(a->GetProject(other_project_.id()),
+              StatusIs(absl::StatusCode::kNotFound, HasSubstr("no project")));
+  EXPECT_THAT(d->GetProject(project_.id()),
+              StatusIs(absl::StatusCode::kNotFound, HasSubstr("no project")));
+  EXPECT_THAT(d->CreateRecord(Well(project_.id())),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("record.project_id")));
+
+  // Offline on every device.
+  std::vector<std::string> ids;
+  for (int i = 0; i < 3; ++i) {
+    auto r = a->CreateRecord(Well(project_.id(), 1000 + i));
+    ASSERT_OK(r);
+    ids.push_back(r->id());
+  }
+  for (int i = 0; i < 2; ++i) ASSERT_OK(b->CreateRecord(Well(project_.id(), 2000 + i)));
+  v1::Site site;
+  site.set_project_id(project_.id());
+  site.set_name("Kyuso");
+  site.set_latitude_deg(-1.1);
+  site.set_longitude_deg(38.2);
+  ASSERT_OK(c->CreateSite(site));
+  ASSERT_OK(d->CreateRecord(Well(other_project_.id(), 3000)));
+  ASSERT_OK(a->DeleteRecord(ids[2]));
+
+  // Sync in one order, then another.
+  for (Client* x : {c.get(), a.get(), d.get(), b.get()}) {
+    SyncProgress p = MustSync(*x);
+    EXPECT_FALSE(p.repaired);
+  }
+  for (Client* x : {b.get(), c.get(), a.get()}) MustSync(*x);
+
+  EXPECT_THAT(Records(*a), SizeIs(4));
+  ExpectSame(*a, *b);
+  ExpectSame(*a, *c);
+  for (Client* x : {a.get(), b.get(), c.get(), d.get()}) EXPECT_EQ(Pending(*x), 0);
+  // The other partner's device holds its own record only.
+  auto d_records = Records(*d);
+  EXPECT_THAT(d_records, SizeIs(1));
+  for (const auto& [id, payload] : Records(*a)) EXPECT_EQ(d_records.count(id), 0u);
+  EXPECT_EQ(ServerRecordCount(), 5);
+  auto sites = c->Status();
+  ASSERT_OK(sites);
+  EXPECT_EQ(sites->sites, 1);
+  EXPECT_GT(sites->last_sync_at_ms, 0);
+}
+
+TEST_F(ClientSyncTest, ConcurrentEditsOfOneFieldConvergeAndAreListedAsConflicts) {
+  auto a = Enroll(partner_.id(), "a");
+  auto b = Enroll(partner_.id(), "b");
+  auto c = Enroll(partner_.id(), "c");
+  ASSERT_TRUE(a && b && c);
+  MustSync(*a);
+  auto r = a->CreateRecord(Well(project_.id()));
+  ASSERT_OK(r);
+  MustSync(*a);
+  MustSync(*b);
+  MustSync(*c);
+
+  // Offline: b and c change the yield, a the functional status.
+  auto rb = b->GetRecord(r->id());
+  ASSERT_OK(rb);
+  rb->mutable_well()->set_yield_lph(500);
+  ASSERT_OK(b->UpdateRecord(*rb));
+  // c's edit is clearly later than b's, whatever small error each clock correction has.
+  std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  auto rc = c->GetRecord(r->id());
+  ASSERT_OK(rc);
+  rc->mutable_well()->set_yield_lph(700);
+  ASSERT_OK(c->UpdateRecord(*rc));
+  auto ra = a->GetRecord(r->id());
+  ASSERT_OK(ra);
+  ra->mutable_well()->set_functional_status(v1::FUNCTIONAL_STATUS_PARTLY_FUNCTIONAL);
+  ASSERT_OK(a->UpdateRecord(*ra));
+
+  SyncProgress pb = MustSync(*b);
+  SyncProgress pc = MustSync(*c);
+  MustSync(*a);
+  MustSync(*b);
+  MustSync(*c);
+  EXPECT_EQ(pb.conflicts, 0);
+  EXPECT_EQ(pc.conflicts, 1);
+  ExpectSame(*a, *b);
+  ExpectSame(*a, *c);
+  auto final_a = a->GetRecord(r->id());
+  ASSERT_OK(final_a);
+  // c edited last (later clock): its value wins; a's edit of another field survives.
+  EXPECT_EQ(final_a->well().yield_lph(), 700);
+  EXPECT_EQ(final_a->well().functional_status(), v1::FUNCTIONAL_STATUS_PARTLY_FUNCTIONAL);
+  v1::Record on_server = ServerRecord(r->id());
+  EXPECT_EQ(on_server.well().yield_lph(), 700);
+  EXPECT_EQ(on_server.well().functional_status(), v1::FUNCTIONAL_STATUS_PARTLY_FUNCTIONAL);
+
+  v1::ListConflictsRequest lreq;
+  lreq.set_doc_id(r->id());
+  v1::ListConflictsResponse conflicts;
+  grpc::Status s = tracker_->ListConflicts(Ctx().get(), lreq, &conflicts);
+  ASSERT_TRUE(s.ok()) << s.error_message();
+  ASSERT_THAT(conflicts.conflicts(), SizeIs(1));
+  EXPECT_EQ(conflicts.conflicts(0).path(), "well.yield_lph");
+  EXPECT_EQ(conflicts.conflicts(0).collection(), "record");
+}
+
+TEST_F(ClientSyncTest, LostPushResponsesAreRetriedAndAppliedOnce) {
+  // The first two Push responses are lost after the server committed them.
+  auto lost = std::make_shared<std::atomic<int>>(2);
+  ClientOptions options;
+  options.fault_injector_for_testing = [lost](absl::string_view rpc) {
+    if (rpc == "Push" && lost->fetch_sub(1) > 0) return absl::UnavailableError("response lost");
+    return absl::OkStatus();
+  };
+  auto a = Enroll(partner_.id(), "a", options);
+  auto b = Enroll(partner_.id(), "b");
+  ASSERT_TRUE(a && b);
+  MustSync(*a);
+  std::vector<std::string> ids;
+  for (int i = 0; i < 3; ++i) {
+    auto r = a->CreateRecord(Well(project_.id(), 100 + i));
+    ASSERT_OK(r);
+    ids.push_back(r->id());
+  }
+  EXPECT_EQ(Pending(*a), 3);
+  SyncProgress p = MustSync(*a);
+  EXPECT_GE(p.retries, 1);
+  EXPECT_EQ(Pending(*a), 0);
+  EXPECT_EQ(ServerRecordCount(), 3);
+  MustSync(*b);
+  ExpectSame(*a, *b);
+}
+
+TEST_F(ClientSyncTest, OutboxIsKeptUntilAcknowledgedAndAReplayChangesNothing) {
+  // Every Push response is lost: the sync fails, the outbox keeps everything.
+  auto drop = std::make_shared<std::atomic<bool>>(true);
+  ClientOptions options;
+  options.retry.max_attempts = 2;
+  options.fault_injector_for_testing = [drop](absl::string_view rpc) {
+    if (rpc == "Push" && drop->load()) return absl::UnavailableError("response lost");
+    return absl::OkStatus();
+  };
+  auto a = Enroll(partner_.id(), "a", options);
+  ASSERT_TRUE(a);
+  MustSync(*a);
+  auto r = a->CreateRecord(Well(project_.id()));
+  ASSERT_OK(r);
+  ASSERT_OK(a->CreateRecord(Well(project_.id(), 99)));
+  EXPECT_THAT(a->Sync(), StatusIs(absl::StatusCode::kUnavailable, HasSubstr("response lost")));
+  EXPECT_EQ(Pending(*a), 2);
+
+  // Keep a copy of the changes and the token to replay them by hand later.
+  auto store = client::LocalStore::Open(dir_.File("a.db"));
+  ASSERT_OK(store);
+  auto changes = (*store)->OutboxAfter(0, 100);
+  ASSERT_OK(changes);
+  ASSERT_THAT(*changes, SizeIs(2));
+  auto token = (*store)->GetState(client::kTokenKey);
+  ASSERT_OK(token);
+
+  // The server had applied them; the next handshake says so and nothing is pushed twice.
+  drop->store(false);
+  SyncProgress p = MustSync(*a);
+  EXPECT_EQ(p.changes_pushed, 0);
+  EXPECT_EQ(Pending(*a), 0);
+  EXPECT_EQ(ServerRecordCount(), 2);
+  int64_t version = ServerRecord(r->id()).audit().version();
+
+  // A replay of the same batch is acknowledged and applies nothing.
+  auto sync_stub = v1::SyncService::NewStub(channel_);
+  v1::PushRequest replay;
+  for (const auto& ch : *changes) *replay.add_changes() = ch;
+  v1::PushResponse response;
+  grpc::Status s = sync_stub->Push(Ctx(*token).get(), replay, &response);
+  ASSERT_TRUE(s.ok()) << s.error_message();
+  EXPECT_EQ(response.acked_device_seq(), 2);
+  EXPECT_EQ(response.conflicts(), 0);
+  EXPECT_EQ(ServerRecord(r->id()).audit().version(), version);
+  EXPECT_EQ(ServerRecordCount(), 2);
+  SyncProgress again = MustSync(*a);
+  EXPECT_EQ(again.changes_pushed, 0);
+}
+
+TEST_F(ClientSyncTest, APullCutMidwayResumesFromTheLastAppliedPage) {
+  auto a = Enroll(partner_.id(), "a");
+  ASSERT_TRUE(a);
+  MustSync(*a);
+  for (int i = 0; i < 12; ++i) ASSERT_OK(a->CreateRecord(Well(project_.id(), i)));
+  MustSync(*a);
+
+  auto pages = std::make_shared<std::atomic<int>>(0);
+  ClientOptions options;
+  options.pull_page_size = 2;
+  options.fault_injector_for_testing = [pages](absl::string_view rpc) {
+    if (rpc == "Pull" && pages->fetch_add(1) == 3) return absl::UnavailableError("link dropped");
+    return absl::OkStatus();
+  };
+  auto b = Enroll(partner_.id(), "b", options);
+  ASSERT_TRUE(b);
+  SyncProgress p = MustSync(*b);
+  EXPECT_EQ(p.retries, 1);
+  // 13 documents (project + 12 records) in pages of 2; the cut page is pulled again, the three
+  // before it are not.
+  EXPECT_GE(p.documents_pulled, 13);
+  EXPECT_LE(p.documents_pulled, 15);  // the scope may also hold the partner document
+  ExpectSame(*a, *b);
+}
+
+TEST_F(ClientSyncTest, ClocksAYearAheadAndBehindStillConverge) {
+  ClientOptions ahead, behind;
+  ahead.physical_clock_ms = [] { return sync::SystemClockMs() + kYearMs; };
+  behind.physical_clock_ms = [] { return sync::SystemClockMs() - kYearMs; };
+  auto a = Enroll(partner_.id(), "ahead", ahead);
+  auto b = Enroll(partner_.id(), "behind", behind);
+  ASSERT_TRUE(a && b);
+  MustSync(*a);
+  MustSync(*b);
+  auto status = b->Status();
+  ASSERT_OK(status);
+  EXPECT_GT(status->clock_offset_ms, kYearMs - 60000);
+
+  auto r = a->CreateRecord(Well(project_.id()));
+  ASSERT_OK(r);
+  MustSync(*a);
+  MustSync(*b);
+  // The device a year behind edits after the one a year ahead: with corrected clocks the later
+  // edit wins, as it should.
+  auto rb = b->GetRecord(r->id());
+  ASSERT_OK(rb);
+  rb->mutable_well()->set_yield_lph(42);
+  ASSERT_OK(b->UpdateRecord(*rb));
+  MustSync(*b);
+  MustSync(*a);
+  ExpectSame(*a, *b);
+  auto ra = a->GetRecord(r->id());
+  ASSERT_OK(ra);
+  EXPECT_EQ(ra->well().yield_lph(), 42);
+  EXPECT_EQ(ServerRecord(r->id()).well().yield_lph(), 42);
+}
+
+TEST_F(ClientSyncTest, CancelLeavesEverythingConsistent) {
+  auto a = Enroll(partner_.id(), "a");
+  ASSERT_TRUE(a);
+  MustSync(*a);
+  for (int i = 0; i < 5; ++i) ASSERT_OK(a->CreateRecord(Well(project_.id(), i)));
+  // Cancel from the progress callback as soon as the push starts.
+  auto cancelled = a->Sync([&](const SyncProgress& p) {
+    if (p.phase == client::SyncPhase::kPush) a->Cancel();
+  });
+  EXPECT_THAT(cancelled, StatusIs(absl::StatusCode::kCancelled, HasSubstr("cancelled")));
+  SyncProgress p = MustSync(*a);
+  EXPECT_EQ(Pending(*a), 0);
+  EXPECT_EQ(ServerRecordCount(), 5);
+  EXPECT_EQ(p.changes_pushed, 5);
+}
+
+TEST_F(ClientSyncTest, TheCApiWorksFromC) {
+  std::string code = EnrollmentCode(partner_.id(), "c-app");
+  testing::CommandResult result = testing::RunCommand(
+      {FIELDSYNC_C_API_TEST_PATH, server_.address(), code, dir_.File("c-app.db"), project_.id()});
+  EXPECT_EQ(result.exit_code, 0) << result.out << result.err;
+  // The program created a record, synced, then deleted it and synced again.
+  EXPECT_EQ(ServerRecordCount(), 0);
+}
+
+}  // namespace
+}  // namespace fieldsync
