@@ -654,8 +654,8 @@ class DemoLoader {
 };
 
 absl::Status DemoLoader::CheckPreconditions() {
-  // Runs inside the transaction. Reads see the committed state, which no other writer can
-  // change while this transaction holds the write lock.
+  // Runs inside the transaction, which holds the write lock: no other writer can add a project
+  // between this check and the load.
   PageRequest one;
   one.page_size = 1;
   FS_ASSIGN_OR_RETURN(std::vector<v1::Project> projects,
