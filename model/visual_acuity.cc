@@ -21,10 +21,6 @@ constexpr double kMinLogMar = -0.3;
 constexpr double kMaxLogMar = 3.0;
 constexpr double kMaxSnellenDecimal = 4.0;
 
-// Acuities are recorded to the nearest 0.01 logMAR (one letter is 0.02), so an acuity within
-// half a step, 0.005 logMAR, of a threshold counts as at the threshold: logMAR 0.48, the usual
-// entry for 6/18 (logMAR 0.477), is good. As a factor on decimal acuity: 10^0.005.
-constexpr double kThresholdTolerance = 1.0115794542598986;
 
 struct Category {
   absl::string_view spelling;  // lower case
@@ -154,7 +150,7 @@ absl::StatusOr<VisualAcuity> ParseVisualAcuity(absl::string_view text, absl::str
 }
 
 v1::VisualOutcome OutcomeOf(const VisualAcuity& va, const OutcomeThresholds& t) {
-  const double decimal = va.decimal * kThresholdTolerance;
+  const double decimal = va.decimal * kOutcomeTolerance;
   if (decimal >= t.good_at_least) return v1::VISUAL_OUTCOME_GOOD;
   if (decimal >= t.borderline_at_least) return v1::VISUAL_OUTCOME_BORDERLINE;
   return v1::VISUAL_OUTCOME_POOR;

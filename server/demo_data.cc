@@ -58,160 +58,466 @@ struct Country {
 
 const std::vector<Country>& Countries() {
   static const auto* countries = new std::vector<Country>{
-      {"KE", "KES", 129, 0.3, -4.7, 5.0, 33.9, 41.9,
-       {{"Turkana County", "TRK", 3.12, 35.60,
-         {"Turkana North", "Turkana West", "Turkana Central", "Loima", "Turkana South"}, 0.35,
+      {"KE",
+       "KES",
+       129,
+       0.3,
+       -4.7,
+       5.0,
+       33.9,
+       41.9,
+       {{"Turkana County",
+         "TRK",
+         3.12,
+         35.60,
+         {"Turkana North", "Turkana West", "Turkana Central", "Loima", "Turkana South"},
+         0.35,
          0.02},
-        {"Marsabit County", "MRS", 2.33, 37.99, {"Saku", "Laisamis", "North Horr", "Moyale"},
-         0.2, 0.01},
-        {"Kisumu County", "KSM", -0.09, 34.85, {"Kisumu East", "Nyando", "Nyakach", "Muhoroni"},
-         0.03, 0.01},
-        {"Kitui County", "KTU", -1.37, 38.01,
-         {"Kitui Central", "Mwingi North", "Kitui South", "Kitui Rural"}, 0.15, 0.01},
-        {"Kajiado County", "KJD", -2.10, 36.78,
-         {"Kajiado Central", "Kajiado West", "Loitokitok", "Kajiado East"}, 0.5, 0.01},
-        {"Nakuru County", "NKR", -0.30, 36.07, {"Naivasha", "Gilgil", "Rongai", "Subukia"}, 0.65,
+        {"Marsabit County",
+         "MRS",
+         2.33,
+         37.99,
+         {"Saku", "Laisamis", "North Horr", "Moyale"},
+         0.2,
          0.01},
-        {"Homa Bay County", "HMB", -0.55, 34.55, {"Rangwe", "Ndhiwa", "Karachuonyo"}, 0.03,
-         0.01}},
+        {"Kisumu County",
+         "KSM",
+         -0.09,
+         34.85,
+         {"Kisumu East", "Nyando", "Nyakach", "Muhoroni"},
+         0.03,
+         0.01},
+        {"Kitui County",
+         "KTU",
+         -1.37,
+         38.01,
+         {"Kitui Central", "Mwingi North", "Kitui South", "Kitui Rural"},
+         0.15,
+         0.01},
+        {"Kajiado County",
+         "KJD",
+         -2.10,
+         36.78,
+         {"Kajiado Central", "Kajiado West", "Loitokitok", "Kajiado East"},
+         0.5,
+         0.01},
+        {"Nakuru County",
+         "NKR",
+         -0.30,
+         36.07,
+         {"Naivasha", "Gilgil", "Rongai", "Subukia"},
+         0.65,
+         0.01},
+        {"Homa Bay County", "HMB", -0.55, 34.55, {"Rangwe", "Ndhiwa", "Karachuonyo"}, 0.03, 0.01}},
        {"Lokichar", "Kalokol", "Nakwamoru", "Kakuma", "Lorugum", "Kargi", "Ileret", "Mwingi",
-        "Katse", "Nyakach", "Rangwe", "Kendu Bay", "Ahero", "Isinya", "Namanga", "Lokori",
-        "Kapedo", "Kimana"},
+        "Katse", "Nyakach", "Rangwe", "Kendu Bay", "Ahero", "Isinya", "Namanga", "Lokori", "Kapedo",
+        "Kimana"},
        "$0 Primary School"},
-      {"UG", "UGX", 3700, 0.25, -1.4, 4.2, 29.6, 35.0,
-       {{"Moroto District", "MRT", 2.53, 34.50, {"Rupa", "Nadunget", "Katikekile", "Tapac"}, 0.05,
+      {"UG",
+       "UGX",
+       3700,
+       0.25,
+       -1.4,
+       4.2,
+       29.6,
+       35.0,
+       {{"Moroto District",
+         "MRT",
+         2.53,
+         34.50,
+         {"Rupa", "Nadunget", "Katikekile", "Tapac"},
+         0.05,
          0.01},
-        {"Kotido District", "KTD", 3.01, 34.11,
-         {"Rengen", "Nakapelimoru", "Panyangara", "Kacheri"}, 0.05, 0.01},
-        {"Gulu District", "GUL", 2.77, 32.30, {"Awach", "Bungatira", "Paicho", "Palaro"}, 0.02,
+        {"Kotido District",
+         "KTD",
+         3.01,
+         34.11,
+         {"Rengen", "Nakapelimoru", "Panyangara", "Kacheri"},
+         0.05,
          0.01},
-        {"Lira District", "LIR", 2.25, 32.90, {"Aromo", "Agweng", "Ogur", "Adekokwok"}, 0.02,
+        {"Gulu District",
+         "GUL",
+         2.77,
+         32.30,
+         {"Awach", "Bungatira", "Paicho", "Palaro"},
+         0.02,
          0.01},
-        {"Mbale District", "MBL", 1.08, 34.18, {"Bungokho", "Busiu", "Bukonde", "Wanale"}, 0.03,
+        {"Lira District", "LIR", 2.25, 32.90, {"Aromo", "Agweng", "Ogur", "Adekokwok"}, 0.02, 0.01},
+        {"Mbale District",
+         "MBL",
+         1.08,
+         34.18,
+         {"Bungokho", "Busiu", "Bukonde", "Wanale"},
+         0.03,
          0.01},
         {"Arua District", "ARU", 3.02, 30.95, {"Vurra", "Ayivu", "Pajulu", "Logiri"}, 0.02, 0.01},
-        {"Kasese District", "KSS", 0.18, 30.15, {"Bwera", "Kyarumba", "Karusandara", "Maliba"},
-         0.2, 0.01}},
+        {"Kasese District",
+         "KSS",
+         0.18,
+         30.15,
+         {"Bwera", "Kyarumba", "Karusandara", "Maliba"},
+         0.2,
+         0.01}},
        {"Kangole", "Nadunget", "Lokopo", "Awach", "Bobi", "Unyama", "Aloi", "Adwari", "Bukedea",
         "Budaka", "Kyarumba", "Bwera", "Omugo", "Rhino Camp", "Panyangara", "Nakapelimoru",
         "Bugema", "Ocheko"},
        "$0 Primary School"},
-      {"TZ", "TZS", 2550, 0.35, -11.7, -1.0, 29.3, 40.4,
-       {{"Arusha Region", "ARU", -3.30, 36.60, {"Arumeru", "Monduli", "Longido", "Karatu"}, 0.65,
+      {"TZ",
+       "TZS",
+       2550,
+       0.35,
+       -11.7,
+       -1.0,
+       29.3,
+       40.4,
+       {{"Arusha Region",
+         "ARU",
+         -3.30,
+         36.60,
+         {"Arumeru", "Monduli", "Longido", "Karatu"},
+         0.65,
          0.01},
-        {"Manyara Region", "MNY", -4.31, 36.95, {"Babati", "Mbulu", "Simanjiro", "Hanang"}, 0.45,
+        {"Manyara Region",
+         "MNY",
+         -4.31,
+         36.95,
+         {"Babati", "Mbulu", "Simanjiro", "Hanang"},
+         0.45,
          0.01},
-        {"Singida Region", "SGD", -4.82, 34.74, {"Ikungi", "Manyoni", "Iramba", "Mkalama"}, 0.35,
+        {"Singida Region",
+         "SGD",
+         -4.82,
+         34.74,
+         {"Ikungi", "Manyoni", "Iramba", "Mkalama"},
+         0.35,
          0.01},
-        {"Dodoma Region", "DOM", -6.16, 35.75, {"Kondoa", "Chemba", "Bahi", "Mpwapwa"}, 0.1,
+        {"Dodoma Region", "DOM", -6.16, 35.75, {"Kondoa", "Chemba", "Bahi", "Mpwapwa"}, 0.1, 0.01},
+        {"Shinyanga Region",
+         "SHY",
+         -3.66,
+         33.42,
+         {"Kishapu", "Kahama", "Shinyanga Rural"},
+         0.2,
          0.01},
-        {"Shinyanga Region", "SHY", -3.66, 33.42, {"Kishapu", "Kahama", "Shinyanga Rural"}, 0.2,
+        {"Mwanza Region",
+         "MWZ",
+         -2.75,
+         33.10,
+         {"Magu", "Sengerema", "Kwimba", "Misungwi"},
+         0.03,
          0.01},
-        {"Mwanza Region", "MWZ", -2.75, 33.10, {"Magu", "Sengerema", "Kwimba", "Misungwi"}, 0.03,
+        {"Mtwara Region",
+         "MTW",
+         -10.60,
+         39.40,
+         {"Newala", "Tandahimba", "Masasi", "Nanyumbu"},
+         0.02,
          0.01},
-        {"Mtwara Region", "MTW", -10.60, 39.40, {"Newala", "Tandahimba", "Masasi", "Nanyumbu"},
-         0.02, 0.01},
-        {"Kigoma Region", "KGM", -4.60, 30.20, {"Kasulu", "Kibondo", "Uvinza", "Kakonko"}, 0.02,
+        {"Kigoma Region",
+         "KGM",
+         -4.60,
+         30.20,
+         {"Kasulu", "Kibondo", "Uvinza", "Kakonko"},
+         0.02,
          0.01}},
        {"Mto wa Mbu", "Ngarenanyuki", "Oldonyo Sambu", "Mbulu", "Babati", "Kondoa", "Chemba",
         "Ikungi", "Manyoni", "Kishapu", "Maswa", "Magu", "Sengerema", "Newala", "Tandahimba",
         "Uvinza", "Kibondo", "Mererani"},
        "$0 Primary School"},
-      {"ET", "ETB", 120, 0.3, 3.4, 14.9, 33.0, 48.0,
-       {{"Oromia, East Shewa Zone", "ESH", 8.30, 39.00,
-         {"Adami Tulu Jido Kombolcha", "Dugda", "Bora", "Lume"}, 0.7, 0.01},
-        {"Oromia, West Arsi Zone", "WAR", 7.20, 38.60,
-         {"Shashamane", "Arsi Negele", "Siraro", "Shalla"}, 0.6, 0.01},
-        {"Sidama Region", "SDM", 6.70, 38.45, {"Hawassa Zuria", "Aleta Wondo", "Dale", "Boricha"},
-         0.3, 0.01},
-        {"Amhara, North Wollo Zone", "NWL", 11.70, 39.40, {"Kobo", "Gubalafto", "Lasta", "Meket"},
-         0.05, 0.01},
-        {"Afar, Awsi Rasu Zone", "AFR", 11.80, 41.00, {"Asayita", "Dubti", "Mille", "Chifra"},
-         0.4, 0.02},
-        {"Somali, Fafan Zone", "FAF", 9.30, 42.80,
-         {"Kebribeyah", "Jigjiga", "Tuli Guled", "Harshin"}, 0.15, 0.01},
-        {"South Ethiopia, Wolaita Zone", "WLT", 6.85, 37.75,
-         {"Sodo Zuria", "Boloso Sore", "Damot Gale", "Humbo"}, 0.05, 0.01}},
+      {"ET",
+       "ETB",
+       120,
+       0.3,
+       3.4,
+       14.9,
+       33.0,
+       48.0,
+       {{"Oromia, East Shewa Zone",
+         "ESH",
+         8.30,
+         39.00,
+         {"Adami Tulu Jido Kombolcha", "Dugda", "Bora", "Lume"},
+         0.7,
+         0.01},
+        {"Oromia, West Arsi Zone",
+         "WAR",
+         7.20,
+         38.60,
+         {"Shashamane", "Arsi Negele", "Siraro", "Shalla"},
+         0.6,
+         0.01},
+        {"Sidama Region",
+         "SDM",
+         6.70,
+         38.45,
+         {"Hawassa Zuria", "Aleta Wondo", "Dale", "Boricha"},
+         0.3,
+         0.01},
+        {"Amhara, North Wollo Zone",
+         "NWL",
+         11.70,
+         39.40,
+         {"Kobo", "Gubalafto", "Lasta", "Meket"},
+         0.05,
+         0.01},
+        {"Afar, Awsi Rasu Zone",
+         "AFR",
+         11.80,
+         41.00,
+         {"Asayita", "Dubti", "Mille", "Chifra"},
+         0.4,
+         0.02},
+        {"Somali, Fafan Zone",
+         "FAF",
+         9.30,
+         42.80,
+         {"Kebribeyah", "Jigjiga", "Tuli Guled", "Harshin"},
+         0.15,
+         0.01},
+        {"South Ethiopia, Wolaita Zone",
+         "WLT",
+         6.85,
+         37.75,
+         {"Sodo Zuria", "Boloso Sore", "Damot Gale", "Humbo"},
+         0.05,
+         0.01}},
        {"Adami Tulu", "Ziway", "Meki", "Bulbula", "Arsi Negele", "Kofele", "Aleta Wondo",
         "Yirgalem", "Woldia", "Kobo", "Lalibela", "Asayita", "Dubti", "Kebribeyah", "Areka",
         "Shashamane", "Alaba", "Boditi"},
        "$0 Primary School"},
-      {"RW", "RWF", 1400, 0.08, -2.80, -1.10, 28.90, 30.85,
-       {{"Eastern Province, Nyagatare District", "NYG", -1.35, 30.30,
-         {"Karangazi", "Rwimiyaga", "Matimba", "Nyagatare"}, 0.02, 0.01},
-        {"Eastern Province, Kirehe District", "KRH", -2.22, 30.60,
-         {"Mahama", "Nyamugari", "Gahara", "Mpanga"}, 0.02, 0.01},
-        {"Eastern Province, Bugesera District", "BGS", -2.20, 30.15,
-         {"Nyamata", "Ruhuha", "Mareba", "Gashora"}, 0.03, 0.01},
-        {"Southern Province, Huye District", "HUY", -2.60, 29.74,
-         {"Gishamvu", "Rusatira", "Mbazi", "Tumba"}, 0.02, 0.01},
-        {"Northern Province, Musanze District", "MSZ", -1.50, 29.63,
-         {"Kinigi", "Busogo", "Nyange", "Gataraga"}, 0.05, 0.01}},
-       {"Karangazi", "Rwimiyaga", "Mahama", "Nyamugari", "Gishamvu", "Rusatira", "Kinigi",
-        "Busogo", "Nyamata", "Ruhuha", "Mareba", "Gashora", "Matimba", "Mbazi"},
-       "GS $0"},
-      {"MW", "MWK", 1750, 0.2, -17.1, -9.4, 32.7, 35.9,
-       {{"Lilongwe District", "LLW", -13.98, 33.78, {"Mitundu", "Nathenje", "Chitsime", "Chadza"},
-         0.03, 0.01},
-        {"Dedza District", "DDZ", -14.30, 34.20, {"Mua", "Golomoti", "Kachindamoto", "Kaphuka"},
-         0.03, 0.01},
-        {"Zomba District", "ZBA", -15.38, 35.32, {"Thondwe", "Jali", "Mwambo", "Chingale"}, 0.03,
+      {"RW",
+       "RWF",
+       1400,
+       0.08,
+       -2.80,
+       -1.10,
+       28.90,
+       30.85,
+       {{"Eastern Province, Nyagatare District",
+         "NYG",
+         -1.35,
+         30.30,
+         {"Karangazi", "Rwimiyaga", "Matimba", "Nyagatare"},
+         0.02,
          0.01},
-        {"Mangochi District", "MGC", -14.48, 35.30, {"Monkey Bay", "Makanjira", "Namwera",
-                                                      "Chilipa"},
-         0.05, 0.01},
-        {"Mzimba District", "MZB", -11.90, 33.60, {"Ekwendeni", "Embangweni", "Euthini",
-                                                    "Edingeni"},
-         0.02, 0.01},
-        {"Chikwawa District", "CKW", -16.03, 34.80, {"Nchalo", "Ngabu", "Mitondo", "Kakoma"},
-         0.08, 0.01},
-        {"Kasungu District", "KSG", -13.03, 33.48, {"Santhe", "Chamama", "Kaluluma", "Chulu"},
-         0.02, 0.01}},
+        {"Eastern Province, Kirehe District",
+         "KRH",
+         -2.22,
+         30.60,
+         {"Mahama", "Nyamugari", "Gahara", "Mpanga"},
+         0.02,
+         0.01},
+        {"Eastern Province, Bugesera District",
+         "BGS",
+         -2.20,
+         30.15,
+         {"Nyamata", "Ruhuha", "Mareba", "Gashora"},
+         0.03,
+         0.01},
+        {"Southern Province, Huye District",
+         "HUY",
+         -2.60,
+         29.74,
+         {"Gishamvu", "Rusatira", "Mbazi", "Tumba"},
+         0.02,
+         0.01},
+        {"Northern Province, Musanze District",
+         "MSZ",
+         -1.50,
+         29.63,
+         {"Kinigi", "Busogo", "Nyange", "Gataraga"},
+         0.05,
+         0.01}},
+       {"Karangazi", "Rwimiyaga", "Mahama", "Nyamugari", "Gishamvu", "Rusatira", "Kinigi", "Busogo",
+        "Nyamata", "Ruhuha", "Mareba", "Gashora", "Matimba", "Mbazi"},
+       "GS $0"},
+      {"MW",
+       "MWK",
+       1750,
+       0.2,
+       -17.1,
+       -9.4,
+       32.7,
+       35.9,
+       {{"Lilongwe District",
+         "LLW",
+         -13.98,
+         33.78,
+         {"Mitundu", "Nathenje", "Chitsime", "Chadza"},
+         0.03,
+         0.01},
+        {"Dedza District",
+         "DDZ",
+         -14.30,
+         34.20,
+         {"Mua", "Golomoti", "Kachindamoto", "Kaphuka"},
+         0.03,
+         0.01},
+        {"Zomba District",
+         "ZBA",
+         -15.38,
+         35.32,
+         {"Thondwe", "Jali", "Mwambo", "Chingale"},
+         0.03,
+         0.01},
+        {"Mangochi District",
+         "MGC",
+         -14.48,
+         35.30,
+         {"Monkey Bay", "Makanjira", "Namwera", "Chilipa"},
+         0.05,
+         0.01},
+        {"Mzimba District",
+         "MZB",
+         -11.90,
+         33.60,
+         {"Ekwendeni", "Embangweni", "Euthini", "Edingeni"},
+         0.02,
+         0.01},
+        {"Chikwawa District",
+         "CKW",
+         -16.03,
+         34.80,
+         {"Nchalo", "Ngabu", "Mitondo", "Kakoma"},
+         0.08,
+         0.01},
+        {"Kasungu District",
+         "KSG",
+         -13.03,
+         33.48,
+         {"Santhe", "Chamama", "Kaluluma", "Chulu"},
+         0.02,
+         0.01}},
        {"Mitundu", "Nathenje", "Mua", "Golomoti", "Thondwe", "Jali", "Makanjira", "Namwera",
         "Ekwendeni", "Embangweni", "Nchalo", "Ngabu", "Santhe", "Chamama", "Kaluluma", "Chulu"},
        "$0 Primary School"},
-      {"NG", "NGN", 1550, 0.35, 4.3, 13.8, 2.7, 14.6,
-       {{"Kano State", "KAN", 12.00, 8.52, {"Gezawa", "Dawakin Kudu", "Bichi", "Kura"}, 0.05,
-         0.01},
-        {"Sokoto State", "SOK", 12.90, 5.30, {"Bodinga", "Wamakko", "Kware", "Tambuwal"}, 0.05,
+      {"NG",
+       "NGN",
+       1550,
+       0.35,
+       4.3,
+       13.8,
+       2.7,
+       14.6,
+       {{"Kano State", "KAN", 12.00, 8.52, {"Gezawa", "Dawakin Kudu", "Bichi", "Kura"}, 0.05, 0.01},
+        {"Sokoto State",
+         "SOK",
+         12.90,
+         5.30,
+         {"Bodinga", "Wamakko", "Kware", "Tambuwal"},
+         0.05,
          0.01},
         {"Bauchi State", "BAU", 10.31, 9.84, {"Darazo", "Ningi", "Toro", "Alkaleri"}, 0.12, 0.01},
-        {"Kaduna State", "KAD", 10.52, 7.44, {"Kajuru", "Zangon Kataf", "Igabi", "Kachia"}, 0.03,
+        {"Kaduna State",
+         "KAD",
+         10.52,
+         7.44,
+         {"Kajuru", "Zangon Kataf", "Igabi", "Kachia"},
+         0.03,
          0.01},
-        {"Plateau State", "PLA", 9.22, 9.52, {"Bokkos", "Mangu", "Pankshin", "Barkin Ladi"}, 0.08,
+        {"Plateau State",
+         "PLA",
+         9.22,
+         9.52,
+         {"Bokkos", "Mangu", "Pankshin", "Barkin Ladi"},
+         0.08,
          0.01},
         {"Benue State", "BEN", 7.34, 8.74, {"Gboko", "Otukpo", "Makurdi", "Kwande"}, 0.02, 0.01},
-        {"Jigawa State", "JIG", 12.23, 9.56, {"Dutse", "Hadejia", "Ringim", "Kazaure"}, 0.08,
+        {"Jigawa State",
+         "JIG",
+         12.23,
+         9.56,
+         {"Dutse", "Hadejia", "Ringim", "Kazaure"},
+         0.08,
          0.01}},
        {"Gezawa", "Dawakin Kudu", "Bodinga", "Wamakko", "Darazo", "Ningi", "Kajuru", "Zonkwa",
         "Bokkos", "Mangu", "Gboko", "Otukpo", "Dutse", "Hadejia", "Toro", "Kachia", "Bichi",
         "Ringim"},
        "LEA Primary School $0"},
-      {"GH", "GHS", 15, 0.25, 4.8, 11.1, -3.2, 1.1,
-       {{"Northern Region", "NTH", 9.40, -0.85, {"Tolon", "Kumbungu", "Savelugu", "Gushegu"},
-         0.08, 0.01},
-        {"Upper East Region", "UER", 10.75, -0.85,
-         {"Bongo", "Kassena-Nankana", "Bawku West", "Talensi"}, 0.25, 0.01},
-        {"Upper West Region", "UWR", 10.25, -2.15, {"Lawra", "Nadowli-Kaleo", "Jirapa", "Wa East"},
-         0.05, 0.02},
-        {"Volta Region", "VOL", 6.80, 0.40, {"Kpando", "Hohoe", "Ho West", "Afadzato South"}, 0.02,
+      {"GH",
+       "GHS",
+       15,
+       0.25,
+       4.8,
+       11.1,
+       -3.2,
+       1.1,
+       {{"Northern Region",
+         "NTH",
+         9.40,
+         -0.85,
+         {"Tolon", "Kumbungu", "Savelugu", "Gushegu"},
+         0.08,
          0.01},
-        {"Bono East Region", "BER", 7.75, -1.05,
-         {"Kintampo North", "Atebubu-Amantin", "Pru East", "Techiman"}, 0.03, 0.01},
-        {"Savannah Region", "SAV", 9.08, -1.82, {"West Gonja", "Bole", "Central Gonja"}, 0.05,
+        {"Upper East Region",
+         "UER",
+         10.75,
+         -0.85,
+         {"Bongo", "Kassena-Nankana", "Bawku West", "Talensi"},
+         0.25,
+         0.01},
+        {"Upper West Region",
+         "UWR",
+         10.25,
+         -2.15,
+         {"Lawra", "Nadowli-Kaleo", "Jirapa", "Wa East"},
+         0.05,
+         0.02},
+        {"Volta Region",
+         "VOL",
+         6.80,
+         0.40,
+         {"Kpando", "Hohoe", "Ho West", "Afadzato South"},
+         0.02,
+         0.01},
+        {"Bono East Region",
+         "BER",
+         7.75,
+         -1.05,
+         {"Kintampo North", "Atebubu-Amantin", "Pru East", "Techiman"},
+         0.03,
+         0.01},
+        {"Savannah Region",
+         "SAV",
+         9.08,
+         -1.82,
+         {"West Gonja", "Bole", "Central Gonja"},
+         0.05,
          0.01}},
        {"Tolon", "Kumbungu", "Savelugu", "Bongo", "Navrongo", "Zebilla", "Lawra", "Nadowli",
         "Jirapa", "Kpando", "Hohoe", "Kintampo", "Atebubu", "Damongo", "Bole", "Sandema",
         "Walewale", "Yendi"},
        "$0 D/A Primary School"},
-      {"SN", "XOF", 600, 0.2, 12.4, 16.6, -17.4, -11.4,
-       {{"Kaolack Region", "KLK", 14.00, -15.90, {"Nioro du Rip", "Kaolack", "Guinguinéo"}, 0.45,
+      {"SN",
+       "XOF",
+       600,
+       0.2,
+       12.4,
+       16.6,
+       -17.4,
+       -11.4,
+       {{"Kaolack Region",
+         "KLK",
+         14.00,
+         -15.90,
+         {"Nioro du Rip", "Kaolack", "Guinguinéo"},
+         0.45,
          0.01},
         {"Fatick Region", "FTK", 14.30, -16.20, {"Foundiougne", "Gossas", "Fatick"}, 0.5, 0.01},
         {"Diourbel Region", "DBL", 14.65, -16.10, {"Bambey", "Mbacké", "Diourbel"}, 0.4, 0.01},
-        {"Tambacounda Region", "TBC", 13.77, -13.67,
-         {"Goudiry", "Koumpentoum", "Bakel", "Tambacounda"}, 0.03, 0.01},
-        {"Kolda Region", "KLD", 12.95, -14.94, {"Vélingara", "Médina Yoro Foula", "Kolda"}, 0.02,
+        {"Tambacounda Region",
+         "TBC",
+         13.77,
+         -13.67,
+         {"Goudiry", "Koumpentoum", "Bakel", "Tambacounda"},
+         0.03,
+         0.01},
+        {"Kolda Region",
+         "KLD",
+         12.95,
+         -14.94,
+         {"Vélingara", "Médina Yoro Foula", "Kolda"},
+         0.02,
          0.01},
         {"Matam Region", "MTM", 15.55, -13.40, {"Kanel", "Ranérou", "Matam"}, 0.05, 0.01},
         {"Louga Region", "LGA", 15.50, -15.90, {"Linguère", "Kébémer", "Louga"}, 0.15, 0.01}},
@@ -219,95 +525,271 @@ const std::vector<Country>& Countries() {
         "Goudiry", "Koumpentoum", "Vélingara", "Pakour", "Kanel", "Ranérou", "Dahra", "Kébémer",
         "Sagatta", "Keur Madiabel", "Passy"},
        "École élémentaire de $0"},
-      {"KH", "KHR", 4100, 0.2, 10.4, 14.6, 102.4, 107.6,
-       {{"Kandal Province", "KDL", 11.30, 105.00,
-         {"Ksach Kandal", "Lvea Aem", "Kien Svay", "Muk Kampul"}, 0.02, 0.45},
-        {"Prey Veng Province", "PVG", 11.48, 105.33,
-         {"Ba Phnum", "Kamchay Mear", "Peam Ro", "Sithor Kandal"}, 0.02, 0.35},
-        {"Kampong Cham Province", "KCM", 12.00, 105.45,
-         {"Kang Meas", "Koh Sotin", "Srey Santhor", "Batheay"}, 0.02, 0.25},
-        {"Takeo Province", "TKO", 10.99, 104.78, {"Bati", "Tram Kak", "Prey Kabbas", "Samraong"},
-         0.02, 0.05},
-        {"Battambang Province", "BTB", 13.10, 103.20,
-         {"Banan", "Thma Koul", "Moung Ruessei", "Ek Phnom"}, 0.02, 0.02},
-        {"Siem Reap Province", "SRP", 13.36, 103.86,
-         {"Puok", "Angkor Chum", "Prasat Bakong", "Soutr Nikom"}, 0.02, 0.02},
-        {"Kratie Province", "KRT", 12.49, 106.02, {"Chhloung", "Sambour", "Chet Borei",
-                                                    "Prek Prasab"},
-         0.02, 0.2}},
+      {"KH",
+       "KHR",
+       4100,
+       0.2,
+       10.4,
+       14.6,
+       102.4,
+       107.6,
+       {{"Kandal Province",
+         "KDL",
+         11.30,
+         105.00,
+         {"Ksach Kandal", "Lvea Aem", "Kien Svay", "Muk Kampul"},
+         0.02,
+         0.45},
+        {"Prey Veng Province",
+         "PVG",
+         11.48,
+         105.33,
+         {"Ba Phnum", "Kamchay Mear", "Peam Ro", "Sithor Kandal"},
+         0.02,
+         0.35},
+        {"Kampong Cham Province",
+         "KCM",
+         12.00,
+         105.45,
+         {"Kang Meas", "Koh Sotin", "Srey Santhor", "Batheay"},
+         0.02,
+         0.25},
+        {"Takeo Province",
+         "TKO",
+         10.99,
+         104.78,
+         {"Bati", "Tram Kak", "Prey Kabbas", "Samraong"},
+         0.02,
+         0.05},
+        {"Battambang Province",
+         "BTB",
+         13.10,
+         103.20,
+         {"Banan", "Thma Koul", "Moung Ruessei", "Ek Phnom"},
+         0.02,
+         0.02},
+        {"Siem Reap Province",
+         "SRP",
+         13.36,
+         103.86,
+         {"Puok", "Angkor Chum", "Prasat Bakong", "Soutr Nikom"},
+         0.02,
+         0.02},
+        {"Kratie Province",
+         "KRT",
+         12.49,
+         106.02,
+         {"Chhloung", "Sambour", "Chet Borei", "Prek Prasab"},
+         0.02,
+         0.2}},
        {"Prek Ambel", "Roka Kong", "Kampong Phnom", "Preaek Ta Kov", "Svay Antor", "Peam Chor",
         "Chi Haer", "Khpob Ateav", "Ampil Tuek", "Trapeang Thum", "Ta Kream", "Ou Mal",
         "Kouk Thlok", "Kampong Svay", "Bos Leav", "Thma Kreae"},
        "$0 Primary School"},
-      {"VN", "VND", 25400, 0.12, 8.6, 23.3, 102.2, 109.4,
-       {{"Hà Nam Province", "HNM", 20.54, 105.92, {"Duy Tiên", "Lý Nhân", "Kim Bảng",
-                                                    "Thanh Liêm"},
-         0.02, 0.5},
-        {"Hà Nội, rural districts", "HNI", 20.75, 105.80,
-         {"Ứng Hòa", "Mỹ Đức", "Thanh Oai", "Phú Xuyên"}, 0.02, 0.35},
-        {"An Giang Province", "AGG", 10.52, 105.13, {"Chợ Mới", "Phú Tân", "An Phú", "Tân Châu"},
-         0.02, 0.3},
-        {"Đồng Tháp Province", "DTP", 10.55, 105.60,
-         {"Tân Hồng", "Cao Lãnh", "Hồng Ngự", "Tam Nông"}, 0.02, 0.3},
-        {"Điện Biên Province", "DBN", 21.38, 103.10,
-         {"Điện Biên Đông", "Mường Ảng", "Tuần Giáo", "Mường Chà"}, 0.03, 0.02},
-        {"Quảng Trị Province", "QTR", 16.75, 106.90,
-         {"Hướng Hóa", "Đakrông", "Gio Linh", "Vĩnh Linh"}, 0.02, 0.02},
-        {"Gia Lai Province", "GLI", 13.98, 108.00, {"Chư Sê", "Kbang", "Chư Păh", "Ia Grai"},
-         0.03, 0.02}},
-       {"Yên Bắc", "Nhân Thịnh", "Tượng Lĩnh", "Hòa Lâm", "Phù Lưu Tế", "Long Điền",
-        "Phú Thạnh", "Tân Hộ Cơ", "Mỹ Thọ", "Mường Luân", "Ẳng Tở", "Tân Hợp", "A Ngo",
-        "Ia Blang", "Đak Smar", "Vĩnh Xương"},
+      {"VN",
+       "VND",
+       25400,
+       0.12,
+       8.6,
+       23.3,
+       102.2,
+       109.4,
+       {{"Hà Nam Province",
+         "HNM",
+         20.54,
+         105.92,
+         {"Duy Tiên", "Lý Nhân", "Kim Bảng", "Thanh Liêm"},
+         0.02,
+         0.5},
+        {"Hà Nội, rural districts",
+         "HNI",
+         20.75,
+         105.80,
+         {"Ứng Hòa", "Mỹ Đức", "Thanh Oai", "Phú Xuyên"},
+         0.02,
+         0.35},
+        {"An Giang Province",
+         "AGG",
+         10.52,
+         105.13,
+         {"Chợ Mới", "Phú Tân", "An Phú", "Tân Châu"},
+         0.02,
+         0.3},
+        {"Đồng Tháp Province",
+         "DTP",
+         10.55,
+         105.60,
+         {"Tân Hồng", "Cao Lãnh", "Hồng Ngự", "Tam Nông"},
+         0.02,
+         0.3},
+        {"Điện Biên Province",
+         "DBN",
+         21.38,
+         103.10,
+         {"Điện Biên Đông", "Mường Ảng", "Tuần Giáo", "Mường Chà"},
+         0.03,
+         0.02},
+        {"Quảng Trị Province",
+         "QTR",
+         16.75,
+         106.90,
+         {"Hướng Hóa", "Đakrông", "Gio Linh", "Vĩnh Linh"},
+         0.02,
+         0.02},
+        {"Gia Lai Province",
+         "GLI",
+         13.98,
+         108.00,
+         {"Chư Sê", "Kbang", "Chư Păh", "Ia Grai"},
+         0.03,
+         0.02}},
+       {"Yên Bắc", "Nhân Thịnh", "Tượng Lĩnh", "Hòa Lâm", "Phù Lưu Tế", "Long Điền", "Phú Thạnh",
+        "Tân Hộ Cơ", "Mỹ Thọ", "Mường Luân", "Ẳng Tở", "Tân Hợp", "A Ngo", "Ia Blang", "Đak Smar",
+        "Vĩnh Xương"},
        "Trường Tiểu học $0"},
-      {"LA", "LAK", 21800, 0.2, 14.0, 22.4, 100.2, 107.6,
-       {{"Savannakhet Province", "SVK", 16.50, 105.60,
-         {"Xaybouly", "Outhoumphone", "Songkhone", "Atsaphangthong"}, 0.02, 0.1},
-        {"Champasak Province", "CPS", 14.90, 105.90,
-         {"Pakxong", "Sukhuma", "Champasak", "Bachiangchaleunsook"}, 0.02, 0.05},
-        {"Luang Prabang Province", "LPB", 19.88, 102.30, {"Nan", "Pak Ou", "Chomphet",
-                                                           "Xieng Ngeun"},
-         0.02, 0.01},
-        {"Salavan Province", "SLV", 15.72, 106.42, {"Vapi", "Lao Ngam", "Khongxedon", "Salavan"},
-         0.02, 0.04},
-        {"Attapeu Province", "ATP", 14.80, 106.83,
-         {"Sanamxay", "Samakhixay", "Phouvong", "Xaysetha"}, 0.02, 0.03},
+      {"LA",
+       "LAK",
+       21800,
+       0.2,
+       14.0,
+       22.4,
+       100.2,
+       107.6,
+       {{"Savannakhet Province",
+         "SVK",
+         16.50,
+         105.60,
+         {"Xaybouly", "Outhoumphone", "Songkhone", "Atsaphangthong"},
+         0.02,
+         0.1},
+        {"Champasak Province",
+         "CPS",
+         14.90,
+         105.90,
+         {"Pakxong", "Sukhuma", "Champasak", "Bachiangchaleunsook"},
+         0.02,
+         0.05},
+        {"Luang Prabang Province",
+         "LPB",
+         19.88,
+         102.30,
+         {"Nan", "Pak Ou", "Chomphet", "Xieng Ngeun"},
+         0.02,
+         0.01},
+        {"Salavan Province",
+         "SLV",
+         15.72,
+         106.42,
+         {"Vapi", "Lao Ngam", "Khongxedon", "Salavan"},
+         0.02,
+         0.04},
+        {"Attapeu Province",
+         "ATP",
+         14.80,
+         106.83,
+         {"Sanamxay", "Samakhixay", "Phouvong", "Xaysetha"},
+         0.02,
+         0.03},
         {"Oudomxay Province", "ODX", 20.69, 101.99, {"Namor", "Beng", "Xay", "La"}, 0.02, 0.01}},
        {"Ban Nongbua", "Ban Phonsavang", "Ban Donkhoun", "Ban Nakham", "Ban Houayhai",
         "Ban Thongkhan", "Ban Nongsaeng", "Ban Phonthong", "Ban Natan", "Ban Sisavath",
         "Ban Houaykong", "Ban Xieng Da", "Ban Napho", "Ban Khoksa"},
        "$0 Primary School"},
-      {"PH", "PHP", 58, 0.08, 4.7, 21.0, 117.0, 126.5,
-       {{"Eastern Samar", "ESM", 11.60, 125.40, {"Borongan", "Guiuan", "Dolores", "Oras"}, 0.02,
+      {"PH",
+       "PHP",
+       58,
+       0.08,
+       4.7,
+       21.0,
+       117.0,
+       126.5,
+       {{"Eastern Samar",
+         "ESM",
+         11.60,
+         125.40,
+         {"Borongan", "Guiuan", "Dolores", "Oras"},
+         0.02,
          0.01},
         {"Leyte", "LEY", 11.00, 124.85, {"Dulag", "Tanauan", "Abuyog", "Palo"}, 0.02, 0.01},
-        {"Lanao del Sur", "LDS", 7.85, 124.30, {"Marawi", "Balindong", "Wao", "Malabang"}, 0.02,
+        {"Lanao del Sur",
+         "LDS",
+         7.85,
+         124.30,
+         {"Marawi", "Balindong", "Wao", "Malabang"},
+         0.02,
          0.01},
-        {"Maguindanao del Sur", "MGS", 6.94, 124.42,
-         {"Datu Piang", "Ampatuan", "Shariff Aguak", "Buluan"}, 0.02, 0.01},
-        {"Negros Occidental", "NOC", 10.20, 123.00,
-         {"Kabankalan", "Himamaylan", "Sipalay", "Hinigaran"}, 0.02, 0.01},
+        {"Maguindanao del Sur",
+         "MGS",
+         6.94,
+         124.42,
+         {"Datu Piang", "Ampatuan", "Shariff Aguak", "Buluan"},
+         0.02,
+         0.01},
+        {"Negros Occidental",
+         "NOC",
+         10.20,
+         123.00,
+         {"Kabankalan", "Himamaylan", "Sipalay", "Hinigaran"},
+         0.02,
+         0.01},
         {"Bohol", "BOH", 9.85, 124.15, {"Talibon", "Ubay", "Carmen", "Trinidad"}, 0.02, 0.01},
-        {"Masbate", "MSB", 12.20, 123.55, {"Aroroy", "Cataingan", "Mobo", "Milagros"}, 0.02,
-         0.01}},
+        {"Masbate", "MSB", 12.20, 123.55, {"Aroroy", "Cataingan", "Mobo", "Milagros"}, 0.02, 0.01}},
        {"San Isidro", "Santo Niño", "Poblacion", "San Roque", "Bagong Silang", "Malinao",
         "Cabacungan", "Lumbia", "Maharlika", "Bagumbayan", "Lumbac", "Tubod", "Mabini",
         "San Vicente"},
        "$0 Elementary School"},
-      {"ID", "IDR", 16300, 0.12, -10.9, 5.9, 95.2, 140.9,
-       {{"Nusa Tenggara Timur, Kupang Regency", "KPG", -9.95, 123.90,
-         {"Amarasi", "Fatuleu", "Kupang Timur", "Sulamu"}, 0.05, 0.01},
-        {"Nusa Tenggara Timur, East Sumba Regency", "SBT", -9.85, 120.30,
-         {"Waingapu", "Lewa", "Pandawai", "Haharu"}, 0.05, 0.01},
-        {"Nusa Tenggara Barat, East Lombok Regency", "LTM", -8.55, 116.55,
-         {"Sakra", "Keruak", "Jerowaru", "Pringgabaya"}, 0.03, 0.01},
-        {"Jawa Barat, Garut Regency", "GRT", -7.35, 107.85,
-         {"Cikajang", "Pameungpeuk", "Cisewu", "Bayongbong"}, 0.02, 0.01},
-        {"Papua Pegunungan, Jayawijaya Regency", "JYW", -4.08, 138.95,
-         {"Wamena", "Kurulu", "Asologaima", "Hubikosi"}, 0.02, 0.01},
-        {"Sulawesi Tengah, Sigi Regency", "SGI", -1.40, 119.95,
-         {"Dolo", "Marawola", "Biromaru", "Kulawi"}, 0.03, 0.01}},
-       {"Oelnasi", "Tesabela", "Kambera", "Lewa Paku", "Pijot", "Sakra", "Cikajang",
-        "Mancagahar", "Wesaput", "Kurulu", "Soulowe", "Pesaku", "Tulo", "Balane"},
+      {"ID",
+       "IDR",
+       16300,
+       0.12,
+       -10.9,
+       5.9,
+       95.2,
+       140.9,
+       {{"Nusa Tenggara Timur, Kupang Regency",
+         "KPG",
+         -9.95,
+         123.90,
+         {"Amarasi", "Fatuleu", "Kupang Timur", "Sulamu"},
+         0.05,
+         0.01},
+        {"Nusa Tenggara Timur, East Sumba Regency",
+         "SBT",
+         -9.85,
+         120.30,
+         {"Waingapu", "Lewa", "Pandawai", "Haharu"},
+         0.05,
+         0.01},
+        {"Nusa Tenggara Barat, East Lombok Regency",
+         "LTM",
+         -8.55,
+         116.55,
+         {"Sakra", "Keruak", "Jerowaru", "Pringgabaya"},
+         0.03,
+         0.01},
+        {"Jawa Barat, Garut Regency",
+         "GRT",
+         -7.35,
+         107.85,
+         {"Cikajang", "Pameungpeuk", "Cisewu", "Bayongbong"},
+         0.02,
+         0.01},
+        {"Papua Pegunungan, Jayawijaya Regency",
+         "JYW",
+         -4.08,
+         138.95,
+         {"Wamena", "Kurulu", "Asologaima", "Hubikosi"},
+         0.02,
+         0.01},
+        {"Sulawesi Tengah, Sigi Regency",
+         "SGI",
+         -1.40,
+         119.95,
+         {"Dolo", "Marawola", "Biromaru", "Kulawi"},
+         0.03,
+         0.01}},
+       {"Oelnasi", "Tesabela", "Kambera", "Lewa Paku", "Pijot", "Sakra", "Cikajang", "Mancagahar",
+        "Wesaput", "Kurulu", "Soulowe", "Pesaku", "Tulo", "Balane"},
        "SD Negeri $0"},
   };
   return *countries;
@@ -343,29 +825,61 @@ struct PartnerTemplate {
 // currencies without minor units (UGX, VND).
 const std::vector<PartnerTemplate>& PartnerTemplates() {
   static const auto* partners = new std::vector<PartnerTemplate>{
-      {"Maji Safi Community Trust", "KE-NCB-2180519", {"KE", "UG"}, {0.6, 0.1, 0.3},
+      {"Maji Safi Community Trust",
+       "KE-NCB-2180519",
+       {"KE", "UG"},
+       {0.6, 0.1, 0.3},
        Notation::kMetres},
-      {"Mekong Clean Water Partnership", "GB-CHC-1167432", {"KH", "VN", "LA"}, {0.7, 0.05, 0.25},
+      {"Mekong Clean Water Partnership",
+       "GB-CHC-1167432",
+       {"KH", "VN", "LA"},
+       {0.7, 0.05, 0.25},
        Notation::kLogMar},
-      {"Rift Valley Sight Foundation", "GB-CHC-1098765", {"ET", "KE", "TZ"}, {0.2, 0.75, 0.05},
+      {"Rift Valley Sight Foundation",
+       "GB-CHC-1098765",
+       {"ET", "KE", "TZ"},
+       {0.2, 0.75, 0.05},
        Notation::kLogMar},
-      {"Bayanihan Schools Foundation", "PH-SEC-CN201912345", {"PH", "ID"}, {0.3, 0.1, 0.6},
+      {"Bayanihan Schools Foundation",
+       "PH-SEC-CN201912345",
+       {"PH", "ID"},
+       {0.3, 0.1, 0.6},
        Notation::kFeet},
-      {"Sahel Water and Learning Network", "NL-KVK-41234567", {"SN", "GH", "NG"},
-       {0.5, 0.1, 0.4}, Notation::kMetres},
-      {"Lake Victoria Eye Health Alliance", "GB-CHC-1152207", {"UG", "TZ", "KE"},
-       {0.05, 0.8, 0.15}, Notation::kMetres},
-      {"Warm Heart Water Initiative", "GB-SC-SC045123", {"MW"}, {0.8, 0.0, 0.2},
+      {"Sahel Water and Learning Network",
+       "NL-KVK-41234567",
+       {"SN", "GH", "NG"},
+       {0.5, 0.1, 0.4},
        Notation::kMetres},
-      {"Mekong Vision Outreach", "US-EIN-261234567", {"KH", "LA", "VN"}, {0.1, 0.85, 0.05},
+      {"Lake Victoria Eye Health Alliance",
+       "GB-CHC-1152207",
+       {"UG", "TZ", "KE"},
+       {0.05, 0.8, 0.15},
+       Notation::kMetres},
+      {"Warm Heart Water Initiative", "GB-SC-SC045123", {"MW"}, {0.8, 0.0, 0.2}, Notation::kMetres},
+      {"Mekong Vision Outreach",
+       "US-EIN-261234567",
+       {"KH", "LA", "VN"},
+       {0.1, 0.85, 0.05},
        Notation::kLogMar},
-      {"Thousand Hills Education Partners", "US-EIN-472345678", {"RW"}, {0.2, 0.0, 0.8},
+      {"Thousand Hills Education Partners",
+       "US-EIN-472345678",
+       {"RW"},
+       {0.2, 0.0, 0.8},
        Notation::kMetres},
-      {"Nusantara Safe Water Foundation", "NL-KVK-56789012", {"ID"}, {0.8, 0.2, 0.0},
+      {"Nusantara Safe Water Foundation",
+       "NL-KVK-56789012",
+       {"ID"},
+       {0.8, 0.2, 0.0},
        Notation::kMetres},
-      {"Horn of Africa Community Water", "GB-CHC-1172334", {"ET"}, {0.9, 0.0, 0.1},
+      {"Horn of Africa Community Water",
+       "GB-CHC-1172334",
+       {"ET"},
+       {0.9, 0.0, 0.1},
        Notation::kMetres},
-      {"West African Sight Trust", "GB-CHC-1123456", {"GH", "NG", "SN"}, {0.0, 0.9, 0.1},
+      {"West African Sight Trust",
+       "GB-CHC-1123456",
+       {"GH", "NG", "SN"},
+       {0.0, 0.9, 0.1},
        Notation::kMetres},
   };
   return *partners;
@@ -590,11 +1104,11 @@ struct DonationItemType {
 
 const std::vector<DonationItemType>& DonationItemTypes() {
   static const auto* items = new std::vector<DonationItemType>{
-      {"double desk", 45, 75, 10, 60},       {"textbook", 3, 8, 40, 600},
-      {"solar lamp", 8, 15, 20, 300},        {"chalkboard", 60, 120, 1, 12},
-      {"tablet", 90, 180, 5, 40},            {"exercise book", 0.3, 0.6, 200, 2000},
-      {"teacher's guide", 5, 12, 2, 20},     {"science kit", 40, 90, 1, 5},
-      {"bookshelf", 80, 150, 1, 4},          {"school bag", 4, 9, 40, 400},
+      {"double desk", 45, 75, 10, 60},   {"textbook", 3, 8, 40, 600},
+      {"solar lamp", 8, 15, 20, 300},    {"chalkboard", 60, 120, 1, 12},
+      {"tablet", 90, 180, 5, 40},        {"exercise book", 0.3, 0.6, 200, 2000},
+      {"teacher's guide", 5, 12, 2, 20}, {"science kit", 40, 90, 1, 5},
+      {"bookshelf", 80, 150, 1, 4},      {"school bag", 4, 9, 40, 400},
   };
   return *items;
 }
@@ -672,9 +1186,9 @@ absl::Status DemoLoader::CheckPreconditions() {
     FS_ASSIGN_OR_RETURN(std::vector<v1::Partner> partners, store_.ListPartners(page));
     for (const v1::Partner& p : partners) {
       if (names.count(p.name()) > 0) {
-        return absl::FailedPreconditionError(absl::StrCat(
-            "demo data: a partner named \"", p.name(),
-            "\" already exists; load demo data into a fresh database"));
+        return absl::FailedPreconditionError(
+            absl::StrCat("demo data: a partner named \"", p.name(),
+                         "\" already exists; load demo data into a fresh database"));
       }
     }
     if (static_cast<int>(partners.size()) < page.page_size) break;
@@ -700,8 +1214,8 @@ void DemoLoader::PlanProjects() {
   }
   // With 3 projects or more, every kind has one: take it from the most common kind.
   if (n >= 3) {
-    for (v1::ProjectKind kind : {v1::PROJECT_KIND_WELL, v1::PROJECT_KIND_CATARACT,
-                                 v1::PROJECT_KIND_CLASSROOM}) {
+    for (v1::ProjectKind kind :
+         {v1::PROJECT_KIND_WELL, v1::PROJECT_KIND_CATARACT, v1::PROJECT_KIND_CLASSROOM}) {
       std::map<v1::ProjectKind, int> count;
       for (const ProjectPlan& p : plans_) ++count[p.kind];
       if (count[kind] > 0) continue;
@@ -756,8 +1270,8 @@ void DemoLoader::PlanProjects() {
     p.last_record_day = std::min(p.end, as_of_);
   }
   // Every kind present gets a project that records data, so record counts are exact.
-  for (v1::ProjectKind kind : {v1::PROJECT_KIND_WELL, v1::PROJECT_KIND_CATARACT,
-                               v1::PROJECT_KIND_CLASSROOM}) {
+  for (v1::ProjectKind kind :
+       {v1::PROJECT_KIND_WELL, v1::PROJECT_KIND_CATARACT, v1::PROJECT_KIND_CLASSROOM}) {
     ProjectPlan* first = nullptr;
     bool covered = false;
     for (ProjectPlan& p : plans_) {
@@ -774,8 +1288,8 @@ void DemoLoader::PlanProjects() {
   }
 
   // How many records each project gets: more for longer-running projects, few for cancelled.
-  for (v1::ProjectKind kind : {v1::PROJECT_KIND_WELL, v1::PROJECT_KIND_CATARACT,
-                               v1::PROJECT_KIND_CLASSROOM}) {
+  for (v1::ProjectKind kind :
+       {v1::PROJECT_KIND_WELL, v1::PROJECT_KIND_CATARACT, v1::PROJECT_KIND_CLASSROOM}) {
     std::vector<double> weights;
     std::vector<ProjectPlan*> members;
     for (ProjectPlan& p : plans_) {
@@ -795,8 +1309,7 @@ void DemoLoader::PlanProjects() {
   std::vector<double> weights;
   for (ProjectPlan& p : plans_) {
     const double months = static_cast<double>(p.last_record_day - p.start + 1) / 30.0;
-    weights.push_back(p.has_records() ? std::max(1.0, months / 1.5) * rng_.Uniform(0.7, 1.3)
-                                      : 0.0);
+    weights.push_back(p.has_records() ? std::max(1.0, months / 1.5) * rng_.Uniform(0.7, 1.3) : 0.0);
   }
   std::vector<int> counts = Allocate(options_.records_per_kind, weights);
   for (size_t i = 0; i < plans_.size(); ++i) plans_[i].expenditures = counts[i];
@@ -879,8 +1392,20 @@ absl::Status DemoLoader::WriteProject(int index, ProjectPlan& plan) {
     absl::StrAppend(&title, " (", start_year, ")");
   }
 
-  // The budget follows the planned work, at rough unit costs in US dollars.
-  const int planned_units = plan.has_records() ? plan.records : static_cast<int>(rng_.Int(8, 40));
+  // The budget follows the planned work, at rough unit costs in US dollars: what an active
+  // project recorded so far is the elapsed part of its plan, a cancelled one stopped early.
+  double planned_units = static_cast<double>(rng_.Int(8, 40));
+  if (plan.has_records()) {
+    double done = 1.0;
+    if (plan.status == v1::PROJECT_STATUS_ACTIVE) {
+      done = std::clamp(static_cast<double>(as_of_ - plan.start) /
+                            static_cast<double>(std::max<int64_t>(1, plan.end - plan.start)),
+                        0.25, 1.0);
+    } else if (plan.status == v1::PROJECT_STATUS_CANCELLED) {
+      done = 0.4;
+    }
+    planned_units = std::max(1.0, plan.records / done);
+  }
   double usd = 0;
   switch (plan.kind) {
     case v1::PROJECT_KIND_WELL:
@@ -892,11 +1417,12 @@ absl::Status DemoLoader::WriteProject(int index, ProjectPlan& plan) {
     default:
       usd = 6'000 + planned_units * rng_.Uniform(900, 2'200);
   }
-  const Donor& donor = Donors()[rng_.Weighted([] {
+  static const auto* donor_weights = new std::vector<double>([] {
     std::vector<double> w;
     for (const Donor& d : Donors()) w.push_back(d.weight);
     return w;
-  }())];
+  }());
+  const Donor& donor = Donors()[rng_.Weighted(*donor_weights)];
   const std::string currency = donor.currency[0] == '\0' ? country.currency : donor.currency;
 
   v1::Project project;
@@ -931,16 +1457,18 @@ absl::Status DemoLoader::WriteProject(int index, ProjectPlan& plan) {
   if (!plan.has_records()) {
     // Sites already surveyed for a project that has not started.
     const int surveyed = static_cast<int>(rng_.Int(0, 2));
+    std::string previous;
     for (int i = 0; i < surveyed; ++i) {
       std::string name = Village(country);
-      if (plan.kind == v1::PROJECT_KIND_WELL) absl::StrAppend(&name, " (proposed borehole)");
+      if (plan.kind == v1::PROJECT_KIND_WELL) absl::StrAppend(&name, " proposed borehole");
       if (plan.kind == v1::PROJECT_KIND_CATARACT) absl::StrAppend(&name, " Health Centre");
       if (plan.kind == v1::PROJECT_KIND_CLASSROOM) {
         name = absl::Substitute(country.school_pattern, name);
       }
-      if (i == 1) absl::StrAppend(&name, " 2");
-      FS_RETURN_IF_ERROR(WriteSite(plan, stored->id(), name, rng_.Pick(area.districts),
-                                   created).status());
+      if (name == previous) absl::StrAppend(&name, " 2");
+      previous = name;
+      FS_RETURN_IF_ERROR(
+          WriteSite(plan, stored->id(), name, rng_.Pick(area.districts), created).status());
     }
     return absl::OkStatus();
   }
@@ -1066,8 +1594,8 @@ v1::WellRecord DemoLoader::MakeWell(const ProjectPlan& plan, int64_t visit) {
       break;
     }
     case v1::WATER_SOURCE_PROTECTED_SHALLOW_WELL:
-      tech = rng_.Chance(0.8) ? v1::EXTRACTION_TECHNOLOGY_HAND_PUMP
-                              : v1::EXTRACTION_TECHNOLOGY_BUCKET;
+      tech =
+          rng_.Chance(0.8) ? v1::EXTRACTION_TECHNOLOGY_HAND_PUMP : v1::EXTRACTION_TECHNOLOGY_BUCKET;
       w.set_drilled_depth_m(RoundTo(rng_.Uniform(8, 25), 0.5));
       w.set_static_water_level_m(RoundTo(w.drilled_depth_m() * rng_.Uniform(0.2, 0.7), 0.1));
       lph_lo = 300;
@@ -1088,8 +1616,7 @@ v1::WellRecord DemoLoader::MakeWell(const ProjectPlan& plan, int64_t visit) {
   static constexpr v1::FunctionalStatus kStatus[] = {v1::FUNCTIONAL_STATUS_FUNCTIONAL,
                                                      v1::FUNCTIONAL_STATUS_PARTLY_FUNCTIONAL,
                                                      v1::FUNCTIONAL_STATUS_NOT_FUNCTIONAL};
-  w.set_functional_status(
-      kStatus[rng_.Weighted({functional, 0.15, 0.85 - functional})]);
+  w.set_functional_status(kStatus[rng_.Weighted({functional, 0.15, 0.85 - functional})]);
   w.set_population_served(static_cast<int32_t>(RoundTo(rng_.Uniform(people_lo, people_hi), 5)));
 
   // Commissioned by this project, or years ago and rehabilitated now; a few unknown.
@@ -1127,8 +1654,7 @@ v1::WellRecord DemoLoader::MakeWell(const ProjectPlan& plan, int64_t visit) {
   };
   if (w.functional_status() == v1::FUNCTIONAL_STATUS_NOT_FUNCTIONAL) {
     w.set_notes(rng_.Pick(kBroken));
-  } else if (w.functional_status() == v1::FUNCTIONAL_STATUS_PARTLY_FUNCTIONAL &&
-             rng_.Chance(0.7)) {
+  } else if (w.functional_status() == v1::FUNCTIONAL_STATUS_PARTLY_FUNCTIONAL && rng_.Chance(0.7)) {
     w.set_notes(rng_.Pick(kPartly));
   } else if (rng_.Chance(0.15)) {
     w.set_notes(rng_.Pick(kFine));
@@ -1145,10 +1671,9 @@ absl::Status DemoLoader::WriteWells(const ProjectPlan& plan, const std::string& 
     *record.mutable_well() = MakeWell(plan, visit);
     const v1::WellRecord& w = record.well();
     // One site per water point, named as the community calls it.
-    const char* noun = w.water_source() == v1::WATER_SOURCE_BOREHOLE ? "borehole"
-                       : w.water_source() == v1::WATER_SOURCE_PROTECTED_SPRING
-                           ? "protected spring"
-                           : "shallow well";
+    const char* noun = w.water_source() == v1::WATER_SOURCE_BOREHOLE           ? "borehole"
+                       : w.water_source() == v1::WATER_SOURCE_PROTECTED_SPRING ? "protected spring"
+                                                                               : "shallow well";
     std::string base = absl::StrCat(Village(*plan.country), " ", noun);
     std::string name = base;
     for (int k = 2; !names.insert(name).second; ++k) name = absl::StrCat(base, " ", k);
@@ -1174,12 +1699,12 @@ enum Category { kGood = 0, kBorderline = 1, kPoor = 2 };
 const std::vector<const char*>& Ladder(Notation notation) {
   static const auto* metres = new std::vector<const char*>{
       "HM", "CF", "1/60", "3/60", "6/60", "6/36", "6/24", "6/18", "6/12", "6/9", "6/6"};
-  static const auto* feet = new std::vector<const char*>{
-      "HM",    "CF",    "20/1200", "20/400", "20/200", "20/120",
-      "20/80", "20/60", "20/40",   "20/30",  "20/20"};
+  static const auto* feet =
+      new std::vector<const char*>{"HM",    "CF",    "20/1200", "20/400", "20/200", "20/120",
+                                   "20/80", "20/60", "20/40",   "20/30",  "20/20"};
   static const auto* logmar = new std::vector<const char*>{
-      "HM",          "CF",          "logMAR 1.78", "logMAR 1.3", "logMAR 1.0", "logMAR 0.78",
-      "logMAR 0.6",  "logMAR 0.48", "logMAR 0.3",  "logMAR 0.18", "logMAR 0.0"};
+      "HM",         "CF",          "logMAR 1.78", "logMAR 1.3",  "logMAR 1.0", "logMAR 0.78",
+      "logMAR 0.6", "logMAR 0.48", "logMAR 0.3",  "logMAR 0.18", "logMAR 0.0"};
   switch (notation) {
     case Notation::kFeet:
       return *feet;
@@ -1245,8 +1770,8 @@ absl::Status DemoLoader::WriteSurgeries(const ProjectPlan& plan, const std::stri
   };
   std::vector<FirstEye> first_eyes;
   static const std::vector<const char*> kComplications = {
-      "posterior capsule rupture", "corneal oedema", "vitreous loss", "iris prolapse",
-      "raised intraocular pressure", "hyphaema", "retained lens matter"};
+      "posterior capsule rupture",   "corneal oedema", "vitreous loss",       "iris prolapse",
+      "raised intraocular pressure", "hyphaema",       "retained lens matter"};
 
   for (int i = 0; i < plan.records; ++i) {
     v1::CataractSurgery s;
@@ -1263,7 +1788,8 @@ absl::Status DemoLoader::WriteSurgeries(const ProjectPlan& plan, const std::stri
         first_eyes.pop_back();
         second_eye = true;
         s.set_patient_ref(first.surgery.patient_ref());
-        s.set_age_years(first.surgery.age_years() + (later - first.day > 120 ? 1 : 0));
+        s.set_age_years(
+            std::min(90, first.surgery.age_years() + (later - first.day > 120 ? 1 : 0)));
         s.set_sex(first.surgery.sex());
         s.set_eye(first.surgery.eye() == v1::EYE_RIGHT ? v1::EYE_LEFT : v1::EYE_RIGHT);
         day = later;
@@ -1283,9 +1809,8 @@ absl::Status DemoLoader::WriteSurgeries(const ProjectPlan& plan, const std::stri
     }
     s.set_surgery_date(FormatDate(day));
     s.set_surgeon_ref(rng_.Pick(surgeons));
-    static constexpr v1::SurgicalTechnique kTechniques[] = {v1::SURGICAL_TECHNIQUE_SICS,
-                                                            v1::SURGICAL_TECHNIQUE_PHACO,
-                                                            v1::SURGICAL_TECHNIQUE_ECCE};
+    static constexpr v1::SurgicalTechnique kTechniques[] = {
+        v1::SURGICAL_TECHNIQUE_SICS, v1::SURGICAL_TECHNIQUE_PHACO, v1::SURGICAL_TECHNIQUE_ECCE};
     s.set_technique(kTechniques[rng_.Weighted({0.78, 0.18, 0.04})]);
     s.set_iol_implanted(rng_.Chance(s.technique() == v1::SURGICAL_TECHNIQUE_ECCE ? 0.85 : 0.975));
     // Pre-operative: mostly blind or severely impaired (CF, HM, PL, 1/60 .. 6/36).
@@ -1316,10 +1841,11 @@ absl::Status DemoLoader::WriteSurgeries(const ProjectPlan& plan, const std::stri
       int64_t min_days, max_days;
       Category category;
     };
+    // Shares a little above the targets (95 %, 60 %, 40 %): visits after as_of drop out.
     const Stage stages[] = {
-        {v1::FOLLOW_UP_STAGE_DAY_1, 0.95, 1, 3, worse(0.35)},
-        {v1::FOLLOW_UP_STAGE_WEEKS_1_3, 0.6, 7, 21, worse(0.15)},
-        {v1::FOLLOW_UP_STAGE_WEEKS_4_12, 0.4, 28, 84, final_category},
+        {v1::FOLLOW_UP_STAGE_DAY_1, 0.96, 1, 3, worse(0.35)},
+        {v1::FOLLOW_UP_STAGE_WEEKS_1_3, 0.625, 7, 21, worse(0.15)},
+        {v1::FOLLOW_UP_STAGE_WEEKS_4_12, 0.43, 28, 84, final_category},
     };
     for (const Stage& stage : stages) {
       if (!rng_.Chance(stage.share)) continue;
@@ -1375,15 +1901,14 @@ absl::Status DemoLoader::WriteDonations(const ProjectPlan& plan, const v1::Proje
     const std::string base = absl::Substitute(country.school_pattern, Village(country));
     std::string name = base;
     for (int k = 2; !names.insert(name).second; ++k) name = absl::StrCat(base, " ", k);
-    FS_ASSIGN_OR_RETURN(std::string id,
-                        WriteSite(plan, project_id, name, rng_.Pick(plan.area->districts),
-                                  plan.start));
+    FS_ASSIGN_OR_RETURN(std::string id, WriteSite(plan, project_id, name,
+                                                  rng_.Pick(plan.area->districts), plan.start));
     const double u = rng_.Uniform();
     schools.push_back({id, name, static_cast<int>(40 + 860 * u * u)});
   }
   static const std::vector<const char*> kReceivedBy = {
       "Head teacher", "Deputy head teacher", "School management committee chair",
-      "Storekeeper", "Acting head teacher", "Parent-teacher association chair"};
+      "Storekeeper",  "Acting head teacher", "Parent-teacher association chair"};
   const auto& types = DonationItemTypes();
 
   for (int i = 0; i < plan.records; ++i) {
@@ -1406,9 +1931,10 @@ absl::Status DemoLoader::WriteDonations(const ProjectPlan& plan, const v1::Proje
       const int quantity = static_cast<int>(rng_.Int(type.quantity_min, type.quantity_max));
       item->set_quantity(quantity);
       int received = quantity;
-      if (rng_.Chance(0.01)) {
-        received = 0;  // lost in transit
-      } else if (rng_.Chance(0.14)) {
+      // Occasionally short: broken in transit, or a carton that never arrived.
+      if (rng_.Chance(0.005)) {
+        received = 0;
+      } else if (rng_.Chance(0.05)) {
         received = quantity - std::max(1, static_cast<int>(quantity * rng_.Uniform(0.02, 0.15)));
       }
       shortfall = shortfall || received < quantity;
@@ -1420,11 +1946,10 @@ absl::Status DemoLoader::WriteDonations(const ProjectPlan& plan, const v1::Proje
       }
       trains_teachers = trains_teachers || t == 4 || t == 7;  // tablets, science kits
     }
-    static constexpr v1::ItemCondition kConditions[] = {v1::ITEM_CONDITION_GOOD,
-                                                        v1::ITEM_CONDITION_DAMAGED,
-                                                        v1::ITEM_CONDITION_MISSING_PARTS};
+    static constexpr v1::ItemCondition kConditions[] = {
+        v1::ITEM_CONDITION_GOOD, v1::ITEM_CONDITION_DAMAGED, v1::ITEM_CONDITION_MISSING_PARTS};
     d.set_condition(shortfall ? kConditions[rng_.Weighted({0.2, 0.2, 0.6})]
-                              : kConditions[rng_.Weighted({0.92, 0.08, 0.0})]);
+                              : kConditions[rng_.Weighted({0.94, 0.06, 0.0})]);
     d.set_students_reached(
         std::max(40, static_cast<int>(school.enrolment * rng_.Uniform(0.5, 1.0))));
     d.set_teachers_trained(
@@ -1446,9 +1971,8 @@ absl::Status DemoLoader::WriteDonations(const ProjectPlan& plan, const v1::Proje
 absl::Status DemoLoader::WriteExpenditures(const ProjectPlan& plan, const v1::Project& project) {
   if (plan.expenditures == 0 || !project.has_budget()) return absl::OkStatus();
   const std::string& currency = project.budget().currency();
-  const double budget_major =
-      static_cast<double>(project.budget().amount_minor()) /
-      std::pow(10.0, std::max(0, model::CurrencyMinorUnits(currency)));
+  const double budget_major = static_cast<double>(project.budget().amount_minor()) /
+                              std::pow(10.0, std::max(0, model::CurrencyMinorUnits(currency)));
 
   // The share of the budget spent so far.
   double share = 0;
@@ -1476,51 +2000,85 @@ absl::Status DemoLoader::WriteExpenditures(const ProjectPlan& plan, const v1::Pr
   std::vector<Line> lines;
   switch (plan.kind) {
     case v1::PROJECT_KIND_WELL:
-      lines = {{v1::EXPENDITURE_CATEGORY_CONSTRUCTION, 0.3, 3.0,
+      lines = {{v1::EXPENDITURE_CATEGORY_CONSTRUCTION,
+                0.3,
+                3.0,
                 {"Drilling contractor, interim certificate", "Borehole rehabilitation works",
                  "Apron, soak-away and cattle trough", "Pump house and fencing"}},
-               {v1::EXPENDITURE_CATEGORY_EQUIPMENT, 0.2, 2.0,
+               {v1::EXPENDITURE_CATEGORY_EQUIPMENT,
+                0.2,
+                2.0,
                 {"India Mark II hand pumps and rods", "Solar panels and submersible pump",
                  "uPVC rising mains and fittings", "Water quality test kits"}},
-               {v1::EXPENDITURE_CATEGORY_STAFF, 0.18, 1.2,
+               {v1::EXPENDITURE_CATEGORY_STAFF,
+                0.18,
+                1.2,
                 {"Field engineer salary", "Hydrogeologist fees", "Community mobiliser stipends"}},
-               {v1::EXPENDITURE_CATEGORY_TRANSPORT, 0.14, 0.6,
+               {v1::EXPENDITURE_CATEGORY_TRANSPORT,
+                0.14,
+                0.6,
                 {"Rig mobilisation", "Fuel and vehicle hire", "Spare parts delivery"}},
-               {v1::EXPENDITURE_CATEGORY_TRAINING, 0.1, 0.8,
+               {v1::EXPENDITURE_CATEGORY_TRAINING,
+                0.1,
+                0.8,
                 {"Water committee training", "Pump mechanic training", "Hygiene promotion"}},
-               {v1::EXPENDITURE_CATEGORY_OTHER, 0.08, 0.4,
+               {v1::EXPENDITURE_CATEGORY_OTHER,
+                0.08,
+                0.4,
                 {"Laboratory water analysis", "Bank charges", "Community meeting costs"}}};
       break;
     case v1::PROJECT_KIND_CATARACT:
-      lines = {{v1::EXPENDITURE_CATEGORY_MEDICAL_SUPPLIES, 0.32, 2.0,
+      lines = {{v1::EXPENDITURE_CATEGORY_MEDICAL_SUPPLIES,
+                0.32,
+                2.0,
                 {"Intraocular lenses", "Viscoelastic and sutures", "Eye drops and dressings",
                  "Surgical consumables for camp"}},
-               {v1::EXPENDITURE_CATEGORY_STAFF, 0.22, 1.5,
+               {v1::EXPENDITURE_CATEGORY_STAFF,
+                0.22,
+                1.5,
                 {"Ophthalmic surgeon allowances", "Theatre nurse allowances",
                  "Screening team per diems"}},
-               {v1::EXPENDITURE_CATEGORY_TRANSPORT, 0.2, 0.6,
+               {v1::EXPENDITURE_CATEGORY_TRANSPORT,
+                0.2,
+                0.6,
                 {"Patient transport to camp", "Team travel and fuel", "Follow-up visit transport"}},
-               {v1::EXPENDITURE_CATEGORY_EQUIPMENT, 0.1, 2.5,
+               {v1::EXPENDITURE_CATEGORY_EQUIPMENT,
+                0.1,
+                2.5,
                 {"Operating microscope service", "Autoclave", "Portable slit lamp"}},
-               {v1::EXPENDITURE_CATEGORY_TRAINING, 0.08, 0.8,
+               {v1::EXPENDITURE_CATEGORY_TRAINING,
+                0.08,
+                0.8,
                 {"SICS training for surgeons", "Community screener training"}},
-               {v1::EXPENDITURE_CATEGORY_OTHER, 0.08, 0.4,
+               {v1::EXPENDITURE_CATEGORY_OTHER,
+                0.08,
+                0.4,
                 {"Radio announcements for screening", "Patient meals during camp"}}};
       break;
     default:
-      lines = {{v1::EXPENDITURE_CATEGORY_EQUIPMENT, 0.4, 2.0,
-                {"Desks from local carpenters", "Textbook order", "Solar lamps",
-                 "Tablets and charging station"}},
-               {v1::EXPENDITURE_CATEGORY_TRANSPORT, 0.18, 0.6,
-                {"Truck hire for deliveries", "Fuel for distribution"}},
-               {v1::EXPENDITURE_CATEGORY_TRAINING, 0.14, 0.8,
-                {"Teacher training on digital content", "Head teacher workshop"}},
-               {v1::EXPENDITURE_CATEGORY_STAFF, 0.12, 1.2,
-                {"Education officer salary", "Monitoring visits"}},
-               {v1::EXPENDITURE_CATEGORY_CONSTRUCTION, 0.08, 2.5,
-                {"Classroom roof repairs", "Storage room door and locks"}},
-               {v1::EXPENDITURE_CATEGORY_OTHER, 0.08, 0.4,
-                {"Bank charges", "Delivery note printing"}}};
+      lines = {
+          {v1::EXPENDITURE_CATEGORY_EQUIPMENT,
+           0.4,
+           2.0,
+           {"Desks from local carpenters", "Textbook order", "Solar lamps",
+            "Tablets and charging station"}},
+          {v1::EXPENDITURE_CATEGORY_TRANSPORT,
+           0.18,
+           0.6,
+           {"Truck hire for deliveries", "Fuel for distribution"}},
+          {v1::EXPENDITURE_CATEGORY_TRAINING,
+           0.14,
+           0.8,
+           {"Teacher training on digital content", "Head teacher workshop"}},
+          {v1::EXPENDITURE_CATEGORY_STAFF,
+           0.12,
+           1.2,
+           {"Education officer salary", "Monitoring visits"}},
+          {v1::EXPENDITURE_CATEGORY_CONSTRUCTION,
+           0.08,
+           2.5,
+           {"Classroom roof repairs", "Storage room door and locks"}},
+          {v1::EXPENDITURE_CATEGORY_OTHER, 0.08, 0.4, {"Bank charges", "Delivery note printing"}}};
   }
   std::vector<double> frequencies;
   for (const Line& l : lines) frequencies.push_back(l.frequency);
@@ -1541,8 +2099,8 @@ absl::Status DemoLoader::WriteExpenditures(const ProjectPlan& plan, const v1::Pr
   const int minor_units = std::max(0, model::CurrencyMinorUnits(currency));
   const double scale = std::pow(10.0, minor_units);
   const int64_t target_minor = std::llround(budget_major * share * scale);
-  int& voucher = next_voucher_.try_emplace(plan.partner, static_cast<int>(rng_.Int(100, 900)))
-                     .first->second;
+  int& voucher =
+      next_voucher_.try_emplace(plan.partner, static_cast<int>(rng_.Int(100, 900))).first->second;
   for (const Payment& p : payments) {
     // Amounts in whole units mostly, to the cent sometimes; never below one unit.
     double major = std::floor(static_cast<double>(target_minor) * p.weight / total_weight) / scale;
@@ -1562,8 +2120,8 @@ absl::Status DemoLoader::WriteExpenditures(const ProjectPlan& plan, const v1::Pr
     v1::Record record;
     record.set_project_id(project.id());
     *record.mutable_expenditure() = e;
-    FS_RETURN_IF_ERROR(WriteRecord(std::move(record), p.day,
-                                   absl::StrCat("expenditure ", e.receipt_ref())));
+    FS_RETURN_IF_ERROR(
+        WriteRecord(std::move(record), p.day, absl::StrCat("expenditure ", e.receipt_ref())));
     ++summary_.expenditures;
   }
   return absl::OkStatus();

@@ -197,9 +197,10 @@ absl::StatusOr<v1::GetStatsResponse> SqliteStore::GetStats(const v1::GetStatsReq
           c->set_with_iol(st.ColumnInt(3));
           c->set_with_complications(st.ColumnInt(4));
         }));
-    // A hair of tolerance so that exactly 6/18 (0.3333...) counts as good.
-    std::string good = absl::StrCat(thresholds.good_at_least - 1e-9);
-    std::string borderline = absl::StrCat(thresholds.borderline_at_least - 1e-9);
+    // The same tolerance as model::OutcomeOf, so a record's outcome and the indicators agree.
+    std::string good = absl::StrCat(thresholds.good_at_least / model::kOutcomeTolerance);
+    std::string borderline =
+        absl::StrCat(thresholds.borderline_at_least / model::kOutcomeTolerance);
     std::map<std::string, std::map<std::string, v1::OutcomeDistribution>> outcomes;
     FS_RETURN_IF_ERROR(ForEachRow(
         db,

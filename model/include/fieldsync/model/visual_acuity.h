@@ -40,7 +40,14 @@ struct OutcomeThresholds {
   double borderline_at_least = 6.0 / 60.0;
 };
 
-// The category of an acuity. A tiny tolerance makes exactly 6/18 (and 20/60) count as good.
+// Acuities are recorded to the nearest 0.01 logMAR (one letter is 0.02), so an acuity within
+// half a step, 0.005 logMAR, of a threshold counts as at the threshold: logMAR 0.48, the usual
+// entry for 6/18 (logMAR 0.477), is good. As a factor on decimal acuity: 10^0.005. Everything
+// that categorises acuities (OutcomeOf, the server's SQL indicators) applies it the same way:
+// decimal * kOutcomeTolerance >= threshold.
+inline constexpr double kOutcomeTolerance = 1.0115794542598986;
+
+// The category of an acuity, with kOutcomeTolerance.
 v1::VisualOutcome OutcomeOf(const VisualAcuity& va, const OutcomeThresholds& t = {});
 
 }  // namespace fieldsync::model
