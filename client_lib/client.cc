@@ -131,7 +131,12 @@ absl::StatusOr<std::unique_ptr<Client>> Client::Enroll(const std::string& server
     FS_RETURN_IF_ERROR(store->SetState(kServerAddressKey, server_address));
     FS_RETURN_IF_ERROR(tx.Commit());
   }
-  return Open(db_path, options);
+  FS_ASSIGN_OR_RETURN(std::unique_ptr<Client> client, Open(db_path, options));
+  // Learn the clock correction now, while there is a link, so that edits made before the first
+  // sync are not stamped with a wildly wrong clock (an HLC never goes back, so a clock a year
+  // ahead would otherwise stay ahead). Best effort: the first Sync() does it again.
+  client->impl_->Handshake().IgnoreError();
+  return client;
 }
 
 absl::StatusOr<std::unique_ptr<Client>> Client::Open(const std::string& db_path,
@@ -148,7 +153,6 @@ absl::StatusOr<std::unique_ptr<Client>> Client::Open(const std::string& db_path,
         absl::StrCat(db_path, " is not enrolled: call Client::Enroll first"));
   }
   auto impl = std::make_unique<ClientImpl>(options, device_id);
-  FS_ASSIGN_OR_RETURN(impl->partner_id, app_store->GetState(kPartnerIdKey));
   FS_ASSIGN_OR_RETURN(impl->token, app_store->GetState(kTokenKey));
   FS_ASSIGN_OR_RETURN(impl->server_address, app_store->GetState(kServerAddressKey));
   FS_ASSIGN_OR_RETURN(int64_t offset, app_store->GetStateInt(kClockOffsetKey));

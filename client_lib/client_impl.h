@@ -43,7 +43,6 @@ struct ClientImpl {
 
   const ClientOptions options;
   const std::string device_id;
-  std::string partner_id;  // guarded by app_mu (the handshake may learn it)
   std::string token;
   std::string server_address;
   const std::function<int64_t()> physical;
@@ -78,6 +77,8 @@ struct ClientImpl {
 
   // --- Sync (sync.cc) ---
   absl::StatusOr<SyncProgress> Sync(const ProgressCallback& callback);
+  // Just the handshake: learns the clock offset (and acknowledgements). Not retried.
+  absl::Status Handshake();
   void Cancel();
 };
 

@@ -66,6 +66,12 @@ class Round {
   }
   bool progressed() const { return progressed_; }
 
+  absl::Status Handshake() {
+    FS_RETURN_IF_ERROR(CheckCancelled());
+    Report(SyncPhase::kHandshake);
+    return HandshakeCall();
+  }
+
  private:
   // Registers `ctx` as the in-flight call so that Cancel() can abort it.
   class ActiveCall {
@@ -136,9 +142,7 @@ class Round {
     return absl::OkStatus();
   }
 
-  absl::Status Handshake() {
-    FS_RETURN_IF_ERROR(CheckCancelled());
-    Report(SyncPhase::kHandshake);
+  absl::Status HandshakeCall() {
     v1::HandshakeRequest request;
     request.set_protocol_version(v1::PROTOCOL_VERSION_1);
     int64_t sent_ms = impl_.physical();
@@ -279,6 +283,10 @@ class Round {
         break;
       }
       Observe(outcome->max_hlc);
+      if (absl::Status s = ObserveEncoded(page.server_hlc(), "Pull: server_hlc"); !s.ok()) {
+        stopped = s;
+        break;
+      }
       progressed_ = true;
       progress_.pages += 1;
       progress_.documents_pulled += outcome->documents;
@@ -374,6 +382,13 @@ absl::StatusOr<SyncProgress> ClientImpl::Sync(const ProgressCallback& callback) 
   progress.phase = SyncPhase::kDone;
   if (callback) callback(progress);
   return progress;
+}
+
+absl::Status ClientImpl::Handshake() {
+  std::lock_guard<std::mutex> sync_lock(sync_mu);
+  SyncProgress progress;
+  ProgressCallback none;
+  return Round(*this, progress, none).Handshake();
 }
 
 void ClientImpl::Cancel() {

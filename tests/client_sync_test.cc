@@ -342,10 +342,11 @@ TEST_F(ClientSyncTest, LostPushResponsesAreRetriedAndAppliedOnce) {
 }
 
 TEST_F(ClientSyncTest, OutboxIsKeptUntilAcknowledgedAndAReplayChangesNothing) {
-  // Every Push response is lost: the sync fails, the outbox keeps everything.
+  // Every Push response is lost and the sync gives up at once: the outbox keeps everything.
+  // (With retries, the next handshake would report the acknowledgement.)
   auto drop = std::make_shared<std::atomic<bool>>(true);
   ClientOptions options;
-  options.retry.max_attempts = 2;
+  options.retry.max_attempts = 1;
   options.fault_injector_for_testing = [drop](absl::string_view rpc) {
     if (rpc == "Push" && drop->load()) return absl::UnavailableError("response lost");
     return absl::OkStatus();
@@ -423,6 +424,11 @@ TEST_F(ClientSyncTest, ClocksAYearAheadAndBehindStillConverge) {
   auto a = Enroll(partner_.id(), "ahead", ahead);
   auto b = Enroll(partner_.id(), "behind", behind);
   ASSERT_TRUE(a && b);
+  // Enrollment already learned the correction, so edits made before the first sync are
+  // stamped with about the right time.
+  auto enrolled = a->Status();
+  ASSERT_OK(enrolled);
+  EXPECT_LT(enrolled->clock_offset_ms, -kYearMs + 60000);
   MustSync(*a);
   MustSync(*b);
   auto status = b->Status();
@@ -462,6 +468,52 @@ TEST_F(ClientSyncTest, CancelLeavesEverythingConsistent) {
   EXPECT_EQ(Pending(*a), 0);
   EXPECT_EQ(ServerRecordCount(), 5);
   EXPECT_EQ(p.changes_pushed, 5);
+}
+
+TEST_F(ClientSyncTest, ARefusedChangeIsReportedKeptAndNotRetried) {
+  auto a = Enroll(partner_.id(), "a");
+  ASSERT_TRUE(a);
+  MustSync(*a);
+  ASSERT_OK(a->CreateRecord(Well(project_.id())));
+  {
+    // A change the server must refuse (as a buggy older app version might have written).
+    auto store = client::LocalStore::Open(dir_.File("a.db"));
+    ASSERT_OK(store);
+    v1::Change bad;
+    bad.set_collection("record");
+    bad.set_doc_id("0190a000-0000-7000-8000-0000000000ff");
+    bad.set_hlc(sync::Hlc{sync::SystemClockMs(), 0, a->Status()->device_id}.Encode());
+    v1::FieldChange* f = bad.add_fields();
+    f->set_path("no_such_field");
+    f->set_value("x");
+    ASSERT_OK((*store)->AppendChange(bad));
+  }
+  for (int i = 0; i < 2; ++i) {
+    EXPECT_THAT(a->Sync(), StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("device_seq=2")));
+    EXPECT_EQ(Pending(*a), 2);  // all or nothing: the good change waits with the bad one
+  }
+  EXPECT_EQ(ServerRecordCount(), 0);
+}
+
+TEST_F(ClientSyncTest, SyncSurvivesAServerRestart) {
+  ClientOptions options;
+  options.retry.max_attempts = 2;
+  auto a = Enroll(partner_.id(), "a", options);
+  ASSERT_TRUE(a);
+  MustSync(*a);
+  ASSERT_OK(a->CreateRecord(Well(project_.id())));
+  server_.Stop();
+  EXPECT_THAT(a->Sync(), StatusIs(absl::StatusCode::kUnavailable, HasSubstr("attempts")));
+  EXPECT_EQ(Pending(*a), 1);
+  ASSERT_OK(server_.Restart());
+  ClientOptions patient;
+  patient.retry.initial_backoff_ms = 100;
+  a.reset();
+  auto reopened = Client::Open(dir_.File("a.db"), patient);
+  ASSERT_OK(reopened);
+  MustSync(**reopened);
+  EXPECT_EQ(Pending(**reopened), 0);
+  EXPECT_EQ(ServerRecordCount(), 1);
 }
 
 TEST_F(ClientSyncTest, TheCApiWorksFromC) {
