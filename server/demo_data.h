@@ -20,8 +20,9 @@
 //   country;
 // - water points (WPDx-like, with water quality tests where fluoride is high in the Rift Valley
 //   and Senegal's groundnut basin and arsenic high in the Mekong and Red River deltas), cataract
-//   surgeries with WHO-plausible follow-up acuities, classroom donations, and expenditures that
-//   add up to a plausible share of each project's budget.
+//   surgeries with WHO-plausible follow-up acuities (in the notation each partner's eye teams
+//   use: Snellen in metres or feet, or logMAR), classroom donations, and expenditures that add
+//   up to a plausible share of each project's budget.
 #ifndef FIELDSYNC_SERVER_DEMO_DATA_H_
 #define FIELDSYNC_SERVER_DEMO_DATA_H_
 
@@ -46,8 +47,8 @@ struct DemoOptions {
   // 0..1000000. Exact whenever a project of the matching kind exists (with at least 3 projects
   // every kind has one that records data). Default 3000.
   int records_per_kind = 3000;
-  // The demo's "today", YYYY-MM-DD: project statuses follow from it and no record, visit or
-  // payment is dated after it. Default "2026-11-28".
+  // The demo's "today", YYYY-MM-DD in 2023..2100: project statuses follow from it and no
+  // record, visit or payment is dated after it. Default "2026-11-28".
   std::string as_of = "2026-11-28";
 };
 

@@ -4,6 +4,7 @@
 #include <map>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
 #include "fieldsync/base/status_macros.h"
 #include "fieldsync/model/visual_acuity.h"
@@ -198,9 +199,10 @@ absl::StatusOr<v1::GetStatsResponse> SqliteStore::GetStats(const v1::GetStatsReq
           c->set_with_complications(st.ColumnInt(4));
         }));
     // The same tolerance as model::OutcomeOf, so a record's outcome and the indicators agree.
-    std::string good = absl::StrCat(thresholds.good_at_least / model::kOutcomeTolerance);
+    // %.17g: every bit of the double, so no acuity falls between the record and the SQL.
+    std::string good = absl::StrFormat("%.17g", thresholds.good_at_least / model::kOutcomeTolerance);
     std::string borderline =
-        absl::StrCat(thresholds.borderline_at_least / model::kOutcomeTolerance);
+        absl::StrFormat("%.17g", thresholds.borderline_at_least / model::kOutcomeTolerance);
     std::map<std::string, std::map<std::string, v1::OutcomeDistribution>> outcomes;
     FS_RETURN_IF_ERROR(ForEachRow(
         db,

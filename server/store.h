@@ -105,7 +105,10 @@ struct ChangeLogEntry {
   int64_t device_seq = 0;
   std::string hlc;
   absl::Time server_time;
-  std::string payload;     // serialized document after the change
+  // For projects, sites and records: the serialized v1::Change (fields, clocks, device seq) as
+  // it was merged, winner or loser. For admin data (partners, users, devices, tokens): the
+  // document after the change (never a token secret or hash).
+  std::string payload;
   std::string prev_hash;   // hex
   std::string hash;        // hex SHA-256(prev_hash bytes || canonical bytes of this entry)
 };
