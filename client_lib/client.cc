@@ -81,9 +81,11 @@ std::shared_ptr<grpc::Channel> MakeChannel(const std::string& address,
   if (options.compress) args.SetCompressionAlgorithm(GRPC_COMPRESS_GZIP);
   args.SetMaxReceiveMessageSize(64 << 20);
   // gRPC's own reconnect backoff would otherwise make every call fail fast for up to two
-  // minutes after a drop; our retry loop already backs off.
+  // minutes after a drop; our retry loop already backs off. GRPC_ARG_MIN_RECONNECT_BACKOFF_MS
+  // stays at its default: gRPC also uses it as the deadline of each connection attempt, and a
+  // 2G link needs seconds for TCP and TLS handshakes (at 500 ms, a connection attempt after a
+  // drop could never complete).
   args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, 500);
-  args.SetInt(GRPC_ARG_MIN_RECONNECT_BACKOFF_MS, 500);
   args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 10000);
   std::shared_ptr<grpc::ChannelCredentials> creds;
   if (options.use_tls) {

@@ -74,6 +74,8 @@ void TcpProxy::AcceptLoop() {
       if (stop_) return;
       continue;
     }
+    ++connections_;
+    ++connections_;
     int server = ConnectLoopback(port);
     if (server < 0) {
       close(client);
@@ -88,7 +90,8 @@ void TcpProxy::AcceptLoop() {
 
 void TcpProxy::Pump(int client, int server) {
   const int64_t cut = cut_after_.load();
-  int64_t down_here = 0;
+  const int64_t cut_once = cut_next_.exchange(0);
+  int64_t down_here = 0, both_here = 0;
   char buf[16384];
   pollfd fds[2] = {{client, POLLIN, 0}, {server, POLLIN, 0}};
   while (!stop_) {
@@ -104,6 +107,12 @@ void TcpProxy::Pump(int client, int server) {
       if (i == 1 && cut > 0 && down_here + n > cut) {
         n = static_cast<ssize_t>(cut - down_here);  // deliver up to the cut point, then die
         closed = true;
+        ++cuts_;
+      }
+      if (cut_once > 0 && both_here + n > cut_once) {
+        n = static_cast<ssize_t>(cut_once - both_here);
+        closed = true;
+        ++cuts_;
       }
       int to = i == 0 ? server : client;
       for (ssize_t off = 0; off < n;) {
@@ -116,6 +125,7 @@ void TcpProxy::Pump(int client, int server) {
       }
       (i == 0 ? up_ : down_) += n;
       if (i == 1) down_here += n;
+      both_here += n;
     }
     if (closed) break;
   }

@@ -40,6 +40,12 @@ class TcpProxy {
   // Connections accepted from now on are closed after `bytes` bytes have gone to the client
   // (0: never).
   void CutAfter(int64_t bytes) { cut_after_ = bytes; }
+  // The next connection accepted (only that one) is closed once `bytes` bytes have crossed it
+  // in either direction; later connections are left alone. For "the link dropped at byte N".
+  void CutNextAfter(int64_t bytes) { cut_next_ = bytes; }
+  // Connections that were cut by CutAfter/CutNextAfter, and connections accepted.
+  int cuts() const { return cuts_.load(); }
+  int connections() const { return connections_.load(); }
   // Closes every open connection now.
   void CutAll();
 
@@ -51,7 +57,8 @@ class TcpProxy {
   std::string address_;
   int listen_fd_ = -1;
   std::atomic<bool> stop_{false};
-  std::atomic<int64_t> up_{0}, down_{0}, cut_after_{0};
+  std::atomic<int64_t> up_{0}, down_{0}, cut_after_{0}, cut_next_{0};
+  std::atomic<int> cuts_{0}, connections_{0};
   std::thread accept_thread_;
   absl::Mutex mu_;
   std::vector<std::thread> pumps_ ABSL_GUARDED_BY(mu_);
