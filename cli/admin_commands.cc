@@ -145,6 +145,10 @@ absl::Status RunDevicesList(Invocation& inv) {
       {{"NAME", 40}, [](const v1::Device& d) { return d.name(); }},
       {{"PARTNER"}, [](const v1::Device& d) { return d.partner_id(); }},
       {{"CREATED"}, [](const v1::Device& d) { return FormatTimestamp(d.created_at()); }},
+      {{"ACKED SEQ", 0, Align::kRight},
+       [](const v1::Device& d) { return absl::StrCat(d.acked_device_seq()); }},
+      {{"OPEN CONFLICTS", 0, Align::kRight},
+       [](const v1::Device& d) { return absl::StrCat(d.open_conflicts()); }},
       {{"LAST SYNC"},
        [](const v1::Device& d) {
          return d.has_last_sync_at() ? FormatTimestamp(d.last_sync_at()) : "never";
@@ -163,6 +167,31 @@ absl::Status RunDevicesCreate(Invocation& inv) {
   v1::Device device;
   FS_RETURN_IF_ERROR(inv.Call("create device", &AdminStub::CreateDevice, request, &device));
   inv.Print(device);
+  return absl::OkStatus();
+}
+
+absl::Status RunDevicesEnrollCode(Invocation& inv) {
+  v1::CreateEnrollmentRequest request;
+  request.set_device_id(inv.arg(0));
+  if (inv.flags().Has("ttl")) {
+    FS_ASSIGN_OR_RETURN(int64_t ttl, ParseDurationSeconds("ttl", inv.flags().Get("ttl")));
+    // 0 would ask the server for its default of 7 days, not for a code that never expires.
+    if (ttl == 0) return UsageError("--ttl: an enrollment code must expire, e.g. 7d (at most 30d)");
+    request.set_ttl_seconds(ttl);
+  }
+  const std::string what = absl::StrCat("create an enrollment code for device ", inv.arg(0));
+  v1::CreateEnrollmentResponse response;
+  FS_RETURN_IF_ERROR(inv.Call(what, &AdminStub::CreateEnrollment, request, &response));
+  if (inv.json()) {
+    PrintJson(inv.out(), response);
+    return absl::OkStatus();
+  }
+  inv.out() << "Enrollment code for device " << inv.arg(0) << " (single use, valid until "
+            << FormatTimestamp(response.expires_at()) << "):\n\n"
+            << "    " << response.code() << "\n\n"
+            << "On the device, run:\n"
+            << "  fieldsync device enroll --code " << response.code() << " --server "
+            << inv.options().server << "\n";
   return absl::OkStatus();
 }
 

@@ -20,6 +20,8 @@ namespace {
 
 // Longest --timeout accepted: a day.
 constexpr double kMaxTimeoutSeconds = 86400;
+// The device database when neither --device-db nor $FIELDSYNC_DEVICE_DB names one.
+constexpr absl::string_view kDefaultDeviceDb = "./fieldsync-device.db";
 
 absl::StatusOr<GlobalOptions> ResolveGlobalOptions(const FlagValues& flags,
                                                    const Environment& env) {
@@ -53,6 +55,7 @@ absl::StatusOr<GlobalOptions> ResolveGlobalOptions(const FlagValues& flags,
     options.timeout = absl::Seconds(seconds);
   }
   options.ca_file = flags.Get("ca-file");
+  options.device_db = env.device_db.empty() ? std::string(kDefaultDeviceDb) : env.device_db;
   return options;
 }
 
@@ -71,6 +74,7 @@ Environment EnvironmentFromProcess() {
   Environment env;
   if (const char* server = std::getenv("FIELDSYNC_SERVER")) env.server = server;
   if (const char* token = std::getenv("FIELDSYNC_TOKEN")) env.token = token;
+  if (const char* device_db = std::getenv("FIELDSYNC_DEVICE_DB")) env.device_db = device_db;
   return env;
 }
 

@@ -21,13 +21,16 @@ struct Environment {
   std::string server;
   // $FIELDSYNC_TOKEN: default of --token.
   std::string token;
+  // $FIELDSYNC_DEVICE_DB: default of --device-db; empty for ./fieldsync-device.db.
+  std::string device_db{};
 };
 
-// Reads FIELDSYNC_SERVER and FIELDSYNC_TOKEN.
+// Reads FIELDSYNC_SERVER, FIELDSYNC_TOKEN and FIELDSYNC_DEVICE_DB.
 Environment EnvironmentFromProcess();
 
 // Runs the command line `args` (without the program name). Thread-compatible; touches no global
-// state besides gRPC's.
+// state besides gRPC's, except that 'sync' and 'watch' handle SIGINT and SIGTERM while they run
+// (see interrupt.h), so run at most one of those at a time per process.
 int RunCli(const std::vector<std::string>& args, const Environment& env, Io io);
 
 }  // namespace fieldsync::cli

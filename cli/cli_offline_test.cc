@@ -205,5 +205,126 @@ TEST(CliOfflineTest, RecordFromStdinIsParsedBeforeCalling) {
   EXPECT_THAT(r.err, StartsWith("fieldsync: create record: cannot reach fieldsyncd"));
 }
 
+TEST(CliOfflineTest, HelpListsFieldAndHqCommands) {
+  RunResult top = RunFieldsync({"--help"});
+  EXPECT_EQ(top.code, 0);
+  EXPECT_THAT(top.out, HasSubstr("device enroll|status|records "));
+  EXPECT_THAT(top.out, HasSubstr("devices list|create|enroll-code "));
+  EXPECT_THAT(top.out, HasSubstr("records list|get|create|update|delete "));
+  EXPECT_THAT(top.out, HasSubstr("conflicts list|resolve "));
+  EXPECT_THAT(top.out, HasSubstr("\n  sync "));
+  EXPECT_THAT(top.out, HasSubstr("\n  watch "));
+  EXPECT_THAT(top.out, HasSubstr("FIELDSYNC_DEVICE_DB"));
+
+  RunResult device = RunFieldsync({"device", "--help"});
+  EXPECT_EQ(device.code, 0);
+  EXPECT_THAT(device.out, HasSubstr("Usage: fieldsync device <subcommand>"));
+  EXPECT_THAT(device.out, HasSubstr("  records edit ID "));
+  RunResult records = RunFieldsync({"device", "records", "-h"});
+  EXPECT_EQ(records.code, 0);
+  EXPECT_THAT(records.out, HasSubstr("Usage: fieldsync device records <subcommand>"));
+  EXPECT_THAT(records.out, HasSubstr("  delete ID "));
+  RunResult add = RunFieldsync({"device", "records", "add", "--help"});
+  EXPECT_EQ(add.code, 0);
+  EXPECT_THAT(add.out, StartsWith("Usage: fieldsync device records add [options]\n"));
+  EXPECT_THAT(add.out, HasSubstr("--device-db PATH"));
+  RunResult sync = RunFieldsync({"sync", "--help"});
+  EXPECT_EQ(sync.code, 0);
+  EXPECT_THAT(sync.out, HasSubstr("--attempts N"));
+  EXPECT_THAT(sync.out, HasSubstr("Ctrl-C"));
+}
+
+TEST(CliOfflineTest, ThreeWordCommandsParseAndHintByGroup) {
+  RunResult r = RunFieldsync({"device", "records"});
+  EXPECT_EQ(r.code, 2);
+  EXPECT_EQ(r.err,
+            "fieldsync: 'device records' needs a subcommand\n"
+            "usage: fieldsync device records <list|get|add|edit|delete> [options]\n"
+            "Run 'fieldsync device records --help' for details.\n");
+  r = RunFieldsync({"device", "recrods", "list"});
+  EXPECT_EQ(r.code, 2);
+  EXPECT_EQ(r.err,
+            "fieldsync: unknown command 'device recrods'\n"
+            "usage: fieldsync device <enroll|status|records> [options]\n"
+            "Run 'fieldsync device --help' for details.\n");
+  r = RunFieldsync({"device", "records", "get"});
+  EXPECT_EQ(r.code, 2);
+  EXPECT_THAT(r.err, StartsWith("fieldsync: 'device records get' needs ID\n"
+                                "usage: fieldsync device records get [options] ID\n"));
+  r = RunFieldsync({"device", "enroll"});
+  EXPECT_EQ(r.code, 2);
+  EXPECT_THAT(r.err, StartsWith("fieldsync: 'device enroll' needs --code CODE\n"));
+}
+
+TEST(CliOfflineTest, DeviceCommandsNeedAnEnrolledDatabase) {
+  char dir_template[] = "/tmp/fieldsync-cli-offline-XXXXXX";
+  const std::string dir = mkdtemp(dir_template);
+  const std::string missing = dir + "/none.db";
+  Environment env;
+  env.device_db = missing;
+  for (const std::vector<std::string>& args : std::vector<std::vector<std::string>>{
+           {"device", "status"},
+           {"device", "records", "list"},
+           {"device", "records", "get", "01900000-0000-7000-8000-000000000000"},
+           {"sync"}}) {
+    RunResult r = RunFieldsync(args, env);
+    EXPECT_EQ(r.code, 5) << args[0];
+    EXPECT_EQ(r.out, "");
+    EXPECT_THAT(r.err, StartsWith(absl::StrCat("fieldsync: no device database at ", missing,
+                                               "\nhint: enroll this device first with "
+                                               "'fieldsync device enroll --code CODE'")));
+  }
+  // --device-db overrides the environment; nothing is created by looking.
+  const std::string other = dir + "/other.db";
+  RunResult r = RunFieldsync({"device", "status", "--device-db", other}, env);
+  EXPECT_EQ(r.code, 5);
+  EXPECT_THAT(r.err, StartsWith(absl::StrCat("fieldsync: no device database at ", other, "\n")));
+  EXPECT_NE(access(other.c_str(), F_OK), 0);
+  EXPECT_NE(access(missing.c_str(), F_OK), 0);
+
+  // A failed enrollment leaves no database behind.
+  const std::string address = absl::StrCat("127.0.0.1:", UnusedPort());
+  r = RunFieldsync({"device", "enroll", "--code", "ABCD-EFGH-JKLM-NPQR-STUV", "--server", address,
+                    "--timeout", "5"},
+                   env);
+  EXPECT_EQ(r.code, 3) << r.err;
+  EXPECT_THAT(r.err, StartsWith(absl::StrCat("fieldsync: enroll: cannot reach fieldsyncd at ",
+                                             address, " (is it running?): ")));
+  EXPECT_NE(access(missing.c_str(), F_OK), 0);
+  rmdir(dir.c_str());
+}
+
+TEST(CliOfflineTest, NewCommandsCheckTheirOptions) {
+  Environment env{"127.0.0.1:1", "fs_token"};
+  struct Case {
+    std::vector<std::string> args;
+    std::string message;
+  };
+  const Case cases[] = {
+      {{"devices", "enroll-code", "d1", "--ttl", "never"},
+       "fieldsync: --ttl: an enrollment code must expire"},
+      {{"devices", "enroll-code", "d1", "--ttl", "1w"}, "fieldsync: --ttl: must be a duration"},
+      {{"conflicts", "resolve", "c1"},
+       "fieldsync: give exactly one of --keep-winner and --take-loser\n"},
+      {{"conflicts", "resolve", "c1", "--keep-winner", "--take-loser"},
+       "fieldsync: give exactly one of --keep-winner and --take-loser\n"},
+      {{"watch", "--max-events", "0"}, "fieldsync: --max-events: must be a whole number"},
+      {{"watch", "--after", "-1"}, "fieldsync: --after: must be a whole number"},
+      {{"watch", "--kind", "school"}, "fieldsync: --kind: must be one of well, cataract"},
+      {{"sync", "--attempts", "0"}, "fieldsync: --attempts: must be a whole number"},
+      {{"device", "records", "add"},
+       "fieldsync: give exactly one of --file FILE.json and --data JSON\n"},
+      {{"device", "records", "edit", "r1", "--data", "{\"id\":\"r2\"}"},
+       "fieldsync: the record JSON has id 'r2', not r1\n"},
+      {{"device", "records", "list", "--from", "2025-02-30"}, "fieldsync: --from: "},
+  };
+  for (const Case& c : cases) {
+    RunResult r = RunFieldsync(c.args, env);
+    EXPECT_EQ(r.code, 2) << c.args[0] << " " << c.args[1] << ": " << r.err;
+    EXPECT_THAT(r.err, StartsWith(c.message)) << c.args[0] << " " << c.args[1];
+    EXPECT_THAT(r.err, HasSubstr("\nusage: fieldsync ")) << r.err;
+  }
+}
+
 }  // namespace
 }  // namespace fieldsync::cli

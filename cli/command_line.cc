@@ -138,24 +138,17 @@ class Parser {
       return;
     }
     if (!line_.error.ok()) return;  // Words after an unknown command mean nothing.
-    if (line_.group.empty()) {
-      if (const CommandSpec* command = FindCommand(commands_, word); command != nullptr) {
-        line_.command = command;
-      } else if (IsGroup(commands_, word)) {
-        line_.group = word;
-      } else {
-        line_.unknown_command = true;
-        Fail(absl::StrCat("unknown command '", word, "'"));
-      }
-      return;
-    }
-    const CommandSpec* command = FindCommand(commands_, absl::StrCat(line_.group, " ", word));
-    if (command == nullptr) {
+    // Command paths nest: "device" is a group, "device records" a group inside it, and
+    // "device records list" a command.
+    const std::string path = line_.group.empty() ? word : absl::StrCat(line_.group, " ", word);
+    if (const CommandSpec* command = FindCommand(commands_, path); command != nullptr) {
+      line_.command = command;
+    } else if (IsGroup(commands_, path)) {
+      line_.group = path;
+    } else {
       line_.unknown_command = true;
-      Fail(absl::StrCat("unknown command '", line_.group, " ", word, "'"));
-      return;
+      Fail(absl::StrCat("unknown command '", path, "'"));
     }
-    line_.command = command;
   }
 
   void Finish() {

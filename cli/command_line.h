@@ -7,7 +7,7 @@
 //   line.positionals[0]                  // "0190..."
 //   line.globals.Has("json")             // true
 //
-// Grammar: fieldsync [GLOBAL...] COMMAND [SUBCOMMAND] [OPTION | GLOBAL | ARG]...
+// Grammar: fieldsync [GLOBAL...] COMMAND [SUBCOMMAND...] [OPTION | GLOBAL | ARG]...
 // Global options may appear anywhere; a command's own options only after the command words.
 // Options are "--name VALUE", "--name=VALUE" or, for switches, "--name". A value may start with
 // '-' ("--lat -1.28"). "--" ends the options. "-h" is "--help".
@@ -59,7 +59,8 @@ struct CommandSpec {
         run(run),
         details(std::move(details)) {}
 
-  // One or two words: "stats", "projects list". The first word of a two-word path is its group.
+  // One to three words: "stats", "projects list", "device records add". The words before the
+  // last form its group ("projects", "device records"); a group may hold groups.
   std::string path;
   // Names of the required positional arguments, in order: {"ID"}.
   std::vector<std::string> positionals;
@@ -71,7 +72,7 @@ struct CommandSpec {
   std::string details;
 };
 
-// A command group ("projects"), for help listings.
+// A command group ("projects", "device records"), for help listings.
 struct GroupSpec {
   std::string name;
   std::string summary;
@@ -100,7 +101,7 @@ struct CommandLine {
   FlagValues globals;
   // The command named, or null when none (or only a group) was named.
   const CommandSpec* command = nullptr;
-  // The group named ("projects"), also set when `command` is.
+  // The group named ("projects", "device records"), also set when `command` is.
   std::string group;
   std::vector<std::string> positionals;
   // The command's own options.

@@ -1,6 +1,7 @@
 #include "cli/commands.h"
 
 #include "cli/listing.h"
+#include "cli/records.h"
 
 namespace fieldsync::cli {
 namespace {
@@ -24,22 +25,24 @@ std::vector<FlagSpec> ProjectFlags(bool create) {
   return flags;
 }
 
-std::vector<FlagSpec> RecordBodyFlags() {
-  return {
-      {"file", "FILE", "the record as proto JSON in FILE ('-' for stdin)"},
-      {"data", "JSON", "the record as proto JSON text ('-' for stdin)"},
-  };
+// --device-db, which every command of a field device takes, after `flags`.
+std::vector<FlagSpec> WithDeviceDbFlag(std::vector<FlagSpec> flags) {
+  flags.push_back({"device-db", "PATH",
+                   "the device's database (default: $FIELDSYNC_DEVICE_DB, else "
+                   "./fieldsync-device.db)"});
+  return flags;
 }
 
-constexpr char kRecordJsonHelp[] =
-    "The record is a fieldsync.v1.Record in protobuf JSON with exactly one body, e.g.\n"
-    "  {\"project_id\":\"...\",\"site_id\":\"...\",\"well\":{\"water_source\":"
-    "\"WATER_SOURCE_BOREHOLE\",\n"
-    "   \"extraction\":\"EXTRACTION_TECHNOLOGY_HAND_PUMP\",\"functional_status\":"
-    "\"FUNCTIONAL_STATUS_FUNCTIONAL\",\n"
-    "   \"visit_date\":\"2024-03-01\",\"population_served\":350}}\n"
-    "Other bodies: cataract_surgery, classroom_donation, expenditure (see domain.proto).\n"
-    "Give exactly one of --file and --data.";
+std::vector<FlagSpec> RecordFilterFlags() {
+  return {{"kind", "KIND", "well, cataract, classroom or expenditure"},
+          {"project", "ID", "project id"},
+          {"site", "ID", "site id"},
+          {"from", "YYYY-MM-DD", "records dated on or after"},
+          {"to", "YYYY-MM-DD", "records dated on or before"}};
+}
+
+constexpr char kDeviceHelp[] =
+    "Works on the device's own database, offline; --server and --token are not used.";
 
 }  // namespace
 
@@ -50,8 +53,11 @@ const std::vector<GroupSpec>& Groups() {
       {"sites", "Places where projects work: water points, clinics, schools."},
       {"records", "Field records: wells, surgeries, donations, expenditures."},
       {"users", "People with access: HQ, auditors, partner staff (admin only)."},
+      {"conflicts", "Concurrent edits of one field, kept for HQ to review."},
       {"devices", "Field devices of partners (admin only)."},
       {"tokens", "Bearer tokens of users and devices (admin only)."},
+      {"device", "This field device, offline: enrollment, sync state, records."},
+      {"device records", "Field records on this device; 'fieldsync sync' exchanges them."},
   };
   return *kGroups;
 }
@@ -122,13 +128,12 @@ const std::vector<CommandSpec>& Commands() {
       {"records list",
        {},
        "List field records matching all the given filters.",
-       WithPagingFlags({{"kind", "KIND", "well, cataract, classroom or expenditure"},
-                        {"project", "ID", "project id"},
-                        {"site", "ID", "site id"},
-                        {"from", "YYYY-MM-DD", "records dated on or after"},
-                        {"to", "YYYY-MM-DD", "records dated on or before"},
-                        {"partner", "ID", "records of this partner's projects"},
-                        {"country", "CC", "records of projects in this country"}}),
+       WithPagingFlags([] {
+         std::vector<FlagSpec> flags = RecordFilterFlags();
+         flags.push_back({"partner", "ID", "records of this partner's projects"});
+         flags.push_back({"country", "CC", "records of projects in this country"});
+         return flags;
+       }()),
        RunRecordsList},
       {"records get", {"ID"}, "Show one record.", {}, RunRecordsGet},
       {"records create",
@@ -145,6 +150,28 @@ const std::vector<CommandSpec>& Commands() {
        std::string(kRecordJsonHelp) +
            "\nFields left out keep their current values; a body given replaces the whole body.\n"
            "Fails if someone changed the record meanwhile."},
+      {"records delete",
+       {"ID"},
+       "Delete a record; devices remove it at their next sync.",
+       {},
+       RunRecordsDelete},
+
+      // Conflicts.
+      {"conflicts list",
+       {},
+       "List concurrent edits of one field, newest first.",
+       WithPagingFlags({{"open", "", "only the conflicts waiting for a decision"},
+                        {"doc", "ID", "only conflicts of this project, site or record"}}),
+       RunConflictsList,
+       "KEPT is the value in force (the later edit), LOST the one it replaced, both as JSON\n"
+       "values; --json gives them with their path, and who wrote each, with which clock."},
+      {"conflicts resolve",
+       {"ID"},
+       "Close a conflict, keeping the value in force or taking the lost one (admin only).",
+       {{"keep-winner", "", "keep the value in force"},
+        {"take-loser", "", "write the lost value back, as a new edit that syncs everywhere"}},
+       RunConflictsResolve,
+       "Give exactly one of --keep-winner and --take-loser."},
 
       // Indicators.
       {"stats",
@@ -159,6 +186,23 @@ const std::vector<CommandSpec>& Commands() {
        RunStats,
        "Money is shown in major units per currency; budgets are not monthly, so --by month\n"
        "shows spend only."},
+
+      // The change feed.
+      {"watch",
+       {},
+       "Print committed changes as they happen, until Ctrl-C.",
+       {{"partner", "ID", "only changes of this partner's projects"},
+        {"country", "CC", "only changes of projects in this country"},
+        {"kind", "KIND", "only records of this kind: well, cataract, classroom or expenditure"},
+        {"after", "SEQ", "start after this sequence number (default 0: the whole history first)"},
+        {"max-events", "N", "stop after N events"}},
+       RunWatch,
+       "One line per change: SEQ, COMMITTED (UTC), OP (create, update, delete), COLLECTION,\n"
+       "DOCUMENT, PARTNER, COUNTRY, ACTOR (user or device id); with --json one ChangeEvent per\n"
+       "line (JSON Lines), with the changed document as the server holds it. Without --timeout it\n"
+       "runs until Ctrl-C (exit 0) or --max-events; a --timeout given bounds the whole watch, and\n"
+       "ending it before --max-events arrived exits 3. On stopping, stderr says which --after\n"
+       "resumes."},
 
       // Administration.
       {"users list", {}, "List users.", WithPagingFlags({}), RunUsersList},
@@ -180,6 +224,13 @@ const std::vector<CommandSpec>& Commands() {
        {{"partner", "ID", "partner whose data the device holds", true},
         {"name", "NAME", "label, e.g. \"Tablet 3, Kisumu team\"", true}},
        RunDevicesCreate},
+      {"devices enroll-code",
+       {"DEVICE_ID"},
+       "Make a one-time code that enrolls a device ('fieldsync device enroll').",
+       {{"ttl", "DURATION", "how long the code stays valid: 7d (default), 12h, ...; at most 30d"}},
+       RunDevicesEnrollCode,
+       "The code is shown only in this output and works once; the device exchanges it for a\n"
+       "token of its own, so no long-lived secret is typed on the device."},
       {"tokens list",
        {},
        "List tokens (never their secrets).",
@@ -202,6 +253,77 @@ const std::vector<CommandSpec>& Commands() {
        {},
        RunTokensRevoke},
       {"whoami", {}, "Show whose token is in use, and its role.", {}, RunWhoAmI},
+
+      // A field device.
+      {"device enroll",
+       {},
+       "Enroll this device with a one-time code from HQ and create its database.",
+       WithDeviceDbFlag({{"code", "CODE", "the code from 'fieldsync devices enroll-code'", true}}),
+       RunDeviceEnroll,
+       "Exchanges the code with fieldsyncd at --server (default: $FIELDSYNC_SERVER, else\n"
+       "127.0.0.1:50051) for the device's own token, kept in the new database; --token is not\n"
+       "used. The database then syncs with that server only. With --ca-file the connection uses\n"
+       "TLS; give --ca-file to 'sync' too."},
+      {"device status",
+       {},
+       "Show the device's sync state: pending changes, last sync, cursor, clock, counts.",
+       WithDeviceDbFlag({}),
+       RunDeviceStatus,
+       kDeviceHelp},
+      {"device records list",
+       {},
+       "List the records on this device matching all the given filters.",
+       WithDeviceDbFlag(WithPagingFlags(RecordFilterFlags())),
+       RunDeviceRecordsList,
+       kDeviceHelp},
+      {"device records get",
+       {"ID"},
+       "Show one record as this device has it.",
+       WithDeviceDbFlag({}),
+       RunDeviceRecordsGet,
+       kDeviceHelp},
+      {"device records add",
+       {},
+       "Record a field visit on this device, offline, from JSON.",
+       WithDeviceDbFlag(RecordBodyFlags()),
+       RunDeviceRecordsAdd,
+       absl::StrCat(
+           kRecordJsonHelp,
+           "\nThe record is saved at once, with no network; 'fieldsync sync' sends it. Its "
+           "project\n(and site) must be on the device: sync once after enrolling.\n",
+           kDeviceHelp)},
+      {"device records edit",
+       {"ID"},
+       "Change the fields of a record that the JSON names; the others are kept.",
+       WithDeviceDbFlag(RecordBodyFlags()),
+       RunDeviceRecordsEdit,
+       "Only the fields named change, at any depth: {\"well\":{\"yield_lph\":500}} sets the\n"
+       "yield and keeps everything else, so that edits of other fields elsewhere survive the\n"
+       "sync. A list given (quality_tests, follow_ups, items) replaces the whole list; null, 0\n"
+       "or \"\" clears a field. Project and kind cannot change. Give exactly one of --file and\n"
+       "--data (JSON as for 'device records add').\n" +
+           std::string(kDeviceHelp)},
+      {"device records delete",
+       {"ID"},
+       "Delete a record on this device; 'fieldsync sync' sends the deletion.",
+       WithDeviceDbFlag({}),
+       RunDeviceRecordsDelete,
+       kDeviceHelp},
+      {"sync",
+       {},
+       "Exchange this device's changes with fieldsyncd.",
+       WithDeviceDbFlag({{"attempts", "N",
+                          "tries without progress before giving up when the server cannot be "
+                          "reached (default: 8)"},
+                         {"quiet", "", "no progress on stderr, only the summary"}}),
+       RunSync,
+       "Syncs with the server the device enrolled with (--server may only repeat it); --timeout\n"
+       "is the deadline of each call. Progress goes to stderr: a bar on a terminal, else one\n"
+       "line per step (phase, changes pushed of pending, documents and pages pulled); then one\n"
+       "summary line, or with --json one object. Failures of the link are retried with backoff,\n"
+       "resuming where they stopped; exit 3 when the server stays unreachable, 4 when it refuses\n"
+       "the device's token. Ctrl-C stops cleanly (exit 1): nothing is lost, and the next sync\n"
+       "continues."},
   };
   return *kCommands;
 }

@@ -2,8 +2,7 @@
 //
 // Adding a command: write `absl::Status RunThing(Invocation&)` in the file of its area, declare
 // it below and add a CommandSpec row to Commands() in commands.cc; parsing, help and usage hints
-// follow from the row. Field-device commands ("fieldsync device ...", "fieldsync sync") will be
-// added the same way.
+// follow from the row. A path has up to three words ("device records add").
 #ifndef FIELDSYNC_CLI_COMMANDS_H_
 #define FIELDSYNC_CLI_COMMANDS_H_
 
@@ -30,6 +29,7 @@ absl::Status RunUsersList(Invocation& inv);
 absl::Status RunUsersCreate(Invocation& inv);
 absl::Status RunDevicesList(Invocation& inv);
 absl::Status RunDevicesCreate(Invocation& inv);
+absl::Status RunDevicesEnrollCode(Invocation& inv);
 absl::Status RunTokensList(Invocation& inv);
 absl::Status RunTokensCreate(Invocation& inv);
 absl::Status RunTokensRevoke(Invocation& inv);
@@ -47,6 +47,22 @@ absl::Status RunRecordsList(Invocation& inv);
 absl::Status RunRecordsGet(Invocation& inv);
 absl::Status RunRecordsCreate(Invocation& inv);
 absl::Status RunRecordsUpdate(Invocation& inv);
+absl::Status RunRecordsDelete(Invocation& inv);
+
+// changes_commands.cc: conflicts and the change feed.
+absl::Status RunConflictsList(Invocation& inv);
+absl::Status RunConflictsResolve(Invocation& inv);
+absl::Status RunWatch(Invocation& inv);
+
+// device_commands.cc: a field device's own database (libfieldsync) and sync.
+absl::Status RunDeviceEnroll(Invocation& inv);
+absl::Status RunDeviceStatus(Invocation& inv);
+absl::Status RunDeviceRecordsList(Invocation& inv);
+absl::Status RunDeviceRecordsGet(Invocation& inv);
+absl::Status RunDeviceRecordsAdd(Invocation& inv);
+absl::Status RunDeviceRecordsEdit(Invocation& inv);
+absl::Status RunDeviceRecordsDelete(Invocation& inv);
+absl::Status RunSync(Invocation& inv);
 
 // stats_command.cc: TrackerService.GetStats.
 absl::Status RunStats(Invocation& inv);

@@ -7,6 +7,8 @@ namespace {
 
 // Payload type URL that marks a usage error.
 constexpr absl::string_view kUsagePayload = "type.fieldsync.org/fieldsync.cli.UsageError";
+// Payload type URL of a hint given with WithHint().
+constexpr absl::string_view kHintPayload = "type.fieldsync.org/fieldsync.cli.Hint";
 
 }  // namespace
 
@@ -18,6 +20,11 @@ absl::Status UsageError(absl::string_view message) {
 
 bool IsUsageError(const absl::Status& status) {
   return status.GetPayload(kUsagePayload).has_value();
+}
+
+absl::Status WithHint(absl::Status status, absl::string_view hint) {
+  if (!status.ok()) status.SetPayload(kHintPayload, absl::Cord(hint));
+  return status;
 }
 
 int ExitCodeFor(const absl::Status& status) {
@@ -43,6 +50,9 @@ int ExitCodeFor(const absl::Status& status) {
 
 std::string HintFor(const absl::Status& status) {
   if (IsUsageError(status)) return "";
+  if (auto hint = status.GetPayload(kHintPayload); hint.has_value()) {
+    return std::string(*hint);
+  }
   switch (status.code()) {
     case absl::StatusCode::kUnauthenticated:
       return "pass a valid token with --token TOKEN or set FIELDSYNC_TOKEN "

@@ -37,11 +37,15 @@ absl::Status UsageError(absl::string_view message);
 // True for a status made by UsageError().
 bool IsUsageError(const absl::Status& status);
 
+// `status` with a hint of its own, which HintFor() then returns instead of the hint for its
+// code (e.g. "enroll this device first" where FAILED_PRECONDITION would suggest a retry).
+absl::Status WithHint(absl::Status status, absl::string_view hint);
+
 // The exit code for a failed (or OK) status, as listed above.
 int ExitCodeFor(const absl::Status& status);
 
 // One line of advice for the user after the error message, or "" when there is none
-// (e.g. how to pass a token after UNAUTHENTICATED).
+// (e.g. how to pass a token after UNAUTHENTICATED); the hint given to WithHint() if any.
 std::string HintFor(const absl::Status& status);
 
 }  // namespace fieldsync::cli

@@ -73,9 +73,22 @@ std::string Word(absl::string_view path, size_t index) {
   return index < words.size() ? words[index] : "";
 }
 
+// The words that may follow `group` ("device" -> enroll, status, records), each once, in table
+// order.
+std::vector<std::string> NextWords(absl::string_view group,
+                                   const std::vector<CommandSpec>& commands) {
+  const size_t depth = static_cast<size_t>(std::count(group.begin(), group.end(), ' ')) + 1;
+  std::vector<std::string> words;
+  for (const CommandSpec* command : Subcommands(group, commands)) {
+    std::string word = Word(command->path, depth);
+    if (std::find(words.begin(), words.end(), word) == words.end()) words.push_back(word);
+  }
+  return words;
+}
+
 constexpr absl::string_view kExitCodes =
     "  0   success\n"
-    "  1   any other failure (internal server error, ...)\n"
+    "  1   any other failure (internal server error, 'sync' stopped with Ctrl-C, ...)\n"
     "  2   usage error: unknown command or option, missing required option, bad option value\n"
     "  3   fieldsyncd unreachable or no answer within --timeout (UNAVAILABLE, DEADLINE_EXCEEDED)\n"
     "  4   no token, bad or revoked token (UNAUTHENTICATED), or role not allowed "
@@ -90,7 +103,9 @@ constexpr absl::string_view kOutput =
     "  field names, every field present): the message for get/create/update/stats/whoami, and for\n"
     "  lists the list response, e.g. {\"projects\":[...],\"next_page_token\":\"\"}, holding every\n"
     "  item fetched; next_page_token is non-empty when more items exist beyond --limit.\n"
-    "  Errors always go to stderr as \"fieldsync: <what failed>: <reason>\".\n";
+    "  'watch --json' prints JSON Lines instead: one ChangeEvent object per line, as it arrives.\n"
+    "  Progress ('sync') and hints go to stderr; errors always go to stderr as\n"
+    "  \"fieldsync: <what failed>: <reason>\".\n";
 
 }  // namespace
 
@@ -106,20 +121,21 @@ std::string TopHelp(const std::vector<CommandSpec>& commands,
       rows.emplace_back(first, command.summary);
       continue;
     }
-    std::vector<std::string> subs;
-    for (const CommandSpec* sub : Subcommands(first, commands)) subs.push_back(Word(sub->path, 1));
-    rows.emplace_back(absl::StrCat(first, " ", absl::StrJoin(subs, "|")),
+    rows.emplace_back(absl::StrCat(first, " ", absl::StrJoin(NextWords(first, commands), "|")),
                       GroupSummary(first, groups));
   }
   return absl::StrCat(
-      "fieldsync: the command-line client of fieldsyncd, for headquarters staff.\n\n"
+      "fieldsync: the command-line client of fieldsyncd, for headquarters staff, and with\n"
+      "'device ...' and 'sync' for a field device that records offline and syncs later.\n\n"
       "Usage: fieldsync [global options] <command> [<subcommand>] [options] [arguments]\n\n"
       "Commands:\n",
       Columns(rows), "\nGlobal options (accepted anywhere on the line):\n", FlagRows(GlobalFlags()),
       "\nOutput:\n", kOutput, "\nExit codes:\n", kExitCodes,
       "\nEnvironment:\n"
-      "  FIELDSYNC_SERVER   default for --server\n"
-      "  FIELDSYNC_TOKEN    default for --token\n"
+      "  FIELDSYNC_SERVER      default for --server\n"
+      "  FIELDSYNC_TOKEN       default for --token\n"
+      "  FIELDSYNC_DEVICE_DB   default for --device-db of 'device ...' and 'sync'\n"
+      "                        (else ./fieldsync-device.db)\n"
       "\nRun 'fieldsync <command> --help' for the options of a command.\n");
 }
 
@@ -130,7 +146,7 @@ std::string GroupHelp(absl::string_view group, const std::vector<CommandSpec>& c
     std::string args;
     for (const std::string& positional : command->positionals)
       absl::StrAppend(&args, " ", positional);
-    rows.emplace_back(absl::StrCat(Word(command->path, 1), args), command->summary);
+    rows.emplace_back(absl::StrCat(command->path.substr(group.size() + 1), args), command->summary);
   }
   return absl::StrCat(GroupSummary(group, groups), "\n\nUsage: fieldsync ", group,
                       " <subcommand> [options] [arguments]\n\nSubcommands:\n", Columns(rows),
@@ -155,11 +171,8 @@ std::string UsageHint(const CommandLine& line, const std::vector<CommandSpec>& c
                         " --help' for details.\n");
   }
   if (!line.group.empty()) {
-    std::vector<std::string> subs;
-    for (const CommandSpec* sub : Subcommands(line.group, commands)) {
-      subs.push_back(Word(sub->path, 1));
-    }
-    return absl::StrCat("usage: fieldsync ", line.group, " <", absl::StrJoin(subs, "|"),
+    return absl::StrCat("usage: fieldsync ", line.group, " <",
+                        absl::StrJoin(NextWords(line.group, commands), "|"),
                         "> [options]\nRun 'fieldsync ", line.group, " --help' for details.\n");
   }
   return "usage: fieldsync [global options] <command> [<subcommand>] [options] [arguments]\n"

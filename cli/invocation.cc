@@ -58,15 +58,40 @@ absl::Status Invocation::Connect() {
   return absl::OkStatus();
 }
 
-absl::Status Invocation::Invoke(absl::string_view what,
-                                const std::function<grpc::Status(grpc::ClientContext*)>& rpc) {
+void CallCanceller::Cancel() {
+  std::lock_guard<std::mutex> lock(mu_);
+  cancelled_ = true;
+  if (context_ != nullptr) context_->TryCancel();
+}
+
+bool CallCanceller::cancelled() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return cancelled_;
+}
+
+void CallCanceller::Attach(grpc::ClientContext* context) {
+  std::lock_guard<std::mutex> lock(mu_);
+  context_ = context;
+  if (context_ != nullptr && cancelled_) context_->TryCancel();
+}
+
+absl::Status Invocation::StartCall(absl::string_view what, absl::Duration deadline,
+                                   grpc::ClientContext* context) {
+  FS_RETURN_IF_ERROR(Connect());
   if (options_.token.empty()) {
     return absl::UnauthenticatedError(absl::StrCat(what, ": no token given"));
   }
+  if (deadline != absl::InfiniteDuration()) {
+    context->set_deadline(std::chrono::system_clock::now() + absl::ToChronoMilliseconds(deadline));
+  }
+  context->AddMetadata("authorization", absl::StrCat("Bearer ", options_.token));
+  return absl::OkStatus();
+}
+
+absl::Status Invocation::Invoke(absl::string_view what,
+                                const std::function<grpc::Status(grpc::ClientContext*)>& rpc) {
   grpc::ClientContext context;
-  context.set_deadline(std::chrono::system_clock::now() +
-                       absl::ToChronoMilliseconds(options_.timeout));
-  context.AddMetadata("authorization", absl::StrCat("Bearer ", options_.token));
+  FS_RETURN_IF_ERROR(StartCall(what, options_.timeout, &context));
   grpc::Status status = rpc(&context);
   if (status.ok()) return absl::OkStatus();
   return FromGrpc(what, status);

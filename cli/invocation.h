@@ -18,6 +18,7 @@
 #include <functional>
 #include <iosfwd>
 #include <memory>
+#include <mutex>
 #include <string>
 
 #include "absl/status/status.h"
@@ -46,12 +47,32 @@ struct GlobalOptions {
   absl::Duration timeout = absl::Seconds(30);
   // PEM file of root CAs; empty for an insecure (plaintext) channel.
   std::string ca_file;
+  // Default of the device commands' --device-db: $FIELDSYNC_DEVICE_DB, else
+  // ./fieldsync-device.db.
+  std::string device_db;
 };
 
 struct Io {
   std::istream& in;
   std::ostream& out;
   std::ostream& err;
+  // `err` is a terminal: progress may redraw one line instead of printing many.
+  bool err_is_tty = false;
+};
+
+// Lets another thread (the Ctrl-C handler) stop the streaming call in progress. Thread-safe.
+class CallCanceller {
+ public:
+  // Cancels the call in progress, or the next one started.
+  void Cancel();
+  bool cancelled() const;
+  // Used by Invocation: the call in progress, or null once it is over.
+  void Attach(grpc::ClientContext* context);
+
+ private:
+  mutable std::mutex mu_;
+  grpc::ClientContext* context_ = nullptr;
+  bool cancelled_ = false;
 };
 
 class Invocation {
@@ -66,11 +87,14 @@ class Invocation {
   const std::string& arg(size_t i) const { return line_.positionals.at(i); }
   // The command's own options.
   const FlagValues& flags() const { return line_.flags; }
+  // The global options as given on the command line (to tell "--server given" from a default).
+  const FlagValues& global_flags() const { return line_.globals; }
   const GlobalOptions& options() const { return options_; }
   bool json() const { return options_.json; }
   std::istream& in() { return io_.in; }
   std::ostream& out() { return io_.out; }
   std::ostream& err() { return io_.err; }
+  bool err_is_tty() const { return io_.err_is_tty; }
 
   // Calls one TrackerService or AdminService method with the token and the deadline. On failure
   // returns the server's code with a message "<what>: <server message>"; UNAVAILABLE and
@@ -97,11 +121,44 @@ class Invocation {
     });
   }
 
+  // Calls a server-streaming TrackerService method with the token and hands each message to
+  // `on_message`, in order, until the server ends the stream (OK), `on_message` returns false
+  // or `canceller` is cancelled (the call is cancelled; OK). `deadline` bounds the whole stream
+  // (absl::InfiniteDuration() for none). Errors as for Call().
+  template <typename Request, typename Response>
+  absl::Status ReadStream(absl::string_view what,
+                          std::unique_ptr<grpc::ClientReader<Response>> (TrackerStub::*method)(
+                              grpc::ClientContext*, const Request&),
+                          const Request& request, absl::Duration deadline, CallCanceller& canceller,
+                          const std::function<bool(const Response&)>& on_message) {
+    grpc::ClientContext context;
+    FS_RETURN_IF_ERROR(StartCall(what, deadline, &context));
+    std::unique_ptr<grpc::ClientReader<Response>> reader =
+        (tracker_.get()->*method)(&context, request);
+    canceller.Attach(&context);
+    bool stopped = false;
+    Response message;
+    while (reader->Read(&message)) {
+      if (!on_message(message)) {
+        stopped = true;
+        context.TryCancel();
+        break;
+      }
+    }
+    canceller.Attach(nullptr);
+    const grpc::Status status = reader->Finish();
+    if (stopped || canceller.cancelled() || status.ok()) return absl::OkStatus();
+    return FromGrpc(what, status);
+  }
+
   // Prints one result: JSON with --json, else the "key: value" details.
   void Print(const google::protobuf::Message& message);
 
  private:
   absl::Status Connect();
+  // Connects, checks that a token was given and prepares `context` with it and the deadline.
+  absl::Status StartCall(absl::string_view what, absl::Duration deadline,
+                         grpc::ClientContext* context);
   absl::Status Invoke(absl::string_view what,
                       const std::function<grpc::Status(grpc::ClientContext*)>& rpc);
   absl::Status FromGrpc(absl::string_view what, const grpc::Status& status);

@@ -18,6 +18,7 @@
 #include <cstdint>
 #include <functional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "absl/status/statusor.h"
@@ -76,23 +77,24 @@ void PrintItems(std::ostream& out, const std::vector<Column<Item>>& columns,
   table.Print(out);
 }
 
-// Lists `noun` ("projects") with `method`, following page tokens as --limit/--all say, and prints
-// the result (see the file comment). `request` carries the filters; its page fields are set here.
-template <typename Stub, typename Request, typename Response, typename Item>
-absl::Status ListAndPrint(
-    Invocation& inv, absl::string_view noun,
-    grpc::Status (Stub::*method)(grpc::ClientContext*, const Request&, Response*), Request request,
-    const google::protobuf::RepeatedPtrField<Item>& (Response::*items)() const,
-    const std::vector<Column<Item>>& columns) {
+// Lists `noun` ("records") page by page with `fetch` (one call per page), following page tokens
+// as --limit/--all say, and prints the result (see the file comment). `request` carries the
+// filters; its page fields are set here. For lists that are not one RPC (the device's store).
+template <typename Request, typename Response, typename Item>
+absl::Status ListPagesAndPrint(Invocation& inv, absl::string_view noun,
+                               const std::function<absl::Status(const Request&, Response*)>& fetch,
+                               Request request,
+                               const google::protobuf::RepeatedPtrField<Item>& (Response::*items)()
+                                   const,
+                               const std::vector<Column<Item>>& columns) {
   FS_ASSIGN_OR_RETURN(const PageLimit limit, PageLimitFromFlags(inv.flags()));
-  const std::string what = absl::StrCat("list ", noun);
   Response all;
   std::string page_token;
   do {
     request.set_page_size(NextPageSize(limit, (all.*items)().size()));
     request.set_page_token(page_token);
     Response page;
-    FS_RETURN_IF_ERROR(inv.Call(what, method, request, &page));
+    FS_RETURN_IF_ERROR(fetch(request, &page));
     page_token = page.next_page_token();
     all.MergeFrom(page);
   } while (!page_token.empty() && (limit.all || (all.*items)().size() < limit.max_items));
@@ -108,6 +110,22 @@ absl::Status ListAndPrint(
               << "; use --limit N or --all for more)\n";
   }
   return absl::OkStatus();
+}
+
+// Lists `noun` ("projects") with `method`, following page tokens as --limit/--all say, and prints
+// the result (see the file comment). `request` carries the filters; its page fields are set here.
+template <typename Stub, typename Request, typename Response, typename Item>
+absl::Status ListAndPrint(
+    Invocation& inv, absl::string_view noun,
+    grpc::Status (Stub::*method)(grpc::ClientContext*, const Request&, Response*), Request request,
+    const google::protobuf::RepeatedPtrField<Item>& (Response::*items)() const,
+    const std::vector<Column<Item>>& columns) {
+  const std::string what = absl::StrCat("list ", noun);
+  const std::function<absl::Status(const Request&, Response*)> fetch =
+      [&](const Request& page_request, Response* page) {
+        return inv.Call(what, method, page_request, page);
+      };
+  return ListPagesAndPrint(inv, noun, fetch, std::move(request), items, columns);
 }
 
 }  // namespace fieldsync::cli

@@ -1,4 +1,6 @@
 // fieldsync: the command-line client of fieldsyncd. See `fieldsync --help`.
+#include <unistd.h>
+
 #include <iostream>
 #include <string>
 #include <vector>
@@ -8,5 +10,5 @@
 int main(int argc, char** argv) {
   std::vector<std::string> args(argv + 1, argv + argc);
   return fieldsync::cli::RunCli(args, fieldsync::cli::EnvironmentFromProcess(),
-                                {std::cin, std::cout, std::cerr});
+                                {std::cin, std::cout, std::cerr, isatty(STDERR_FILENO) == 1});
 }

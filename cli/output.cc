@@ -196,6 +196,68 @@ void PrintJson(std::ostream& out, const google::protobuf::Message& message) {
   out << ToJson(message) << "\n";
 }
 
+std::string Counted(int64_t n, absl::string_view noun, absl::string_view plural) {
+  if (n == 1) return absl::StrCat(n, " ", noun);
+  return plural.empty() ? absl::StrCat(n, " ", noun, "s") : absl::StrCat(n, " ", plural);
+}
+
+std::string JsonQuote(absl::string_view text) {
+  std::string quoted = "\"";
+  for (char c : text) {
+    switch (c) {
+      case '"':
+        quoted += "\\\"";
+        break;
+      case '\\':
+        quoted += "\\\\";
+        break;
+      case '\n':
+        quoted += "\\n";
+        break;
+      case '\r':
+        quoted += "\\r";
+        break;
+      case '\t':
+        quoted += "\\t";
+        break;
+      default:
+        if (static_cast<unsigned char>(c) < 0x20) {
+          absl::StrAppendFormat(&quoted, "\\u%04x", static_cast<unsigned char>(c));
+        } else {
+          quoted.push_back(c);
+        }
+    }
+  }
+  quoted += "\"";
+  return quoted;
+}
+
+JsonObject& JsonObject::AddRaw(absl::string_view key, absl::string_view json) {
+  absl::StrAppend(&body_, body_.empty() ? "" : ",", JsonQuote(key), ":", json);
+  return *this;
+}
+
+JsonObject& JsonObject::AddString(absl::string_view key, absl::string_view value) {
+  return AddRaw(key, JsonQuote(value));
+}
+
+JsonObject& JsonObject::AddInt(absl::string_view key, int64_t value) {
+  return AddRaw(key, absl::StrCat(value));
+}
+
+JsonObject& JsonObject::AddBool(absl::string_view key, bool value) {
+  return AddRaw(key, value ? "true" : "false");
+}
+
+JsonObject& JsonObject::AddMessage(absl::string_view key,
+                                   const google::protobuf::Message& message) {
+  return AddRaw(key, ToJson(message));
+}
+
+std::string JsonObject::ToString() const { return absl::StrCat("{", body_, "}"); }
+
+void PrintJson(std::ostream& out, const JsonObject& object) { out << object.ToString() << "\n"; }
+
 void PrintPairs(std::ostream& out, const std::vector<std::pair<std::string, std::string>>& pairs) {
   size_t width = 0;
   for (const auto& [key, value] : pairs) width = std::max(width, DisplayWidth(key));
@@ -219,6 +281,11 @@ std::string FormatTimestamp(const google::protobuf::Timestamp& time) {
   if (time.seconds() == 0 && time.nanos() == 0) return "";
   return absl::FormatTime("%Y-%m-%dT%H:%M:%SZ", absl::FromUnixSeconds(time.seconds()),
                           absl::UTCTimeZone());
+}
+
+std::string FormatUnixMillis(int64_t ms) {
+  if (ms == 0) return "";
+  return absl::FormatTime("%Y-%m-%dT%H:%M:%SZ", absl::FromUnixMillis(ms), absl::UTCTimeZone());
 }
 
 std::string FormatMoney(const v1::Money& money) {

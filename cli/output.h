@@ -11,6 +11,7 @@
 #define FIELDSYNC_CLI_OUTPUT_H_
 
 #include <cstddef>
+#include <cstdint>
 #include <ostream>
 #include <string>
 #include <utility>
@@ -60,6 +61,33 @@ std::string ToJson(const google::protobuf::Message& message);
 // ToJson() and a newline.
 void PrintJson(std::ostream& out, const google::protobuf::Message& message);
 
+// A JSON object built key by key, for results that are not one proto message (the state of a
+// device, the outcome of a sync). Keys keep their order; numbers are JSON numbers.
+//
+//   PrintJson(out, JsonObject().AddString("device_id", id).AddInt("pending_changes", 3));
+//   // {"device_id":"0190...","pending_changes":3}
+class JsonObject {
+ public:
+  JsonObject& AddString(absl::string_view key, absl::string_view value);
+  JsonObject& AddInt(absl::string_view key, int64_t value);
+  JsonObject& AddBool(absl::string_view key, bool value);
+  // `message` as ToJson() prints it.
+  JsonObject& AddMessage(absl::string_view key, const google::protobuf::Message& message);
+  // One line, no whitespace.
+  std::string ToString() const;
+
+ private:
+  JsonObject& AddRaw(absl::string_view key, absl::string_view json);
+  std::string body_;
+};
+void PrintJson(std::ostream& out, const JsonObject& object);
+
+// "1 change", "2 changes"; `plural` instead of `noun` + "s" when given ("retries").
+std::string Counted(int64_t n, absl::string_view noun, absl::string_view plural = "");
+
+// `text` as a JSON string literal, quotes included; UTF-8 passes through.
+std::string JsonQuote(absl::string_view text);
+
 // Aligned "key: value" lines.
 void PrintPairs(std::ostream& out, const std::vector<std::pair<std::string, std::string>>& pairs);
 
@@ -70,6 +98,8 @@ void PrintDetails(std::ostream& out, const google::protobuf::Message& message);
 
 // "2024-05-01T12:30:00Z"; "" when unset (zero).
 std::string FormatTimestamp(const google::protobuf::Timestamp& time);
+// Unix milliseconds as "2024-05-01T12:30:00Z"; "" for 0.
+std::string FormatUnixMillis(int64_t ms);
 // "12,345.67 USD"; "" when no currency is set.
 std::string FormatMoney(const v1::Money& money);
 // Shortest text that reads back as the same number for ordinary values: "36.8219", "0.1", "45".

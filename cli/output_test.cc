@@ -84,5 +84,26 @@ TEST(OutputTest, Numbers) {
   EXPECT_EQ(FormatPercent(0.875), "87.5%");
 }
 
+TEST(OutputTest, JsonObjectKeepsOrderAndEscapes) {
+  v1::Money money;
+  money.set_amount_minor(500);
+  money.set_currency("USD");
+  EXPECT_EQ(JsonObject()
+                .AddString("device_id", "d\"1\\\n\x01")
+                .AddInt("pending_changes", -3)
+                .AddBool("repaired", false)
+                .AddMessage("money", money)
+                .ToString(),
+            "{\"device_id\":\"d\\\"1\\\\\\n\\u0001\",\"pending_changes\":-3,"
+            "\"repaired\":false,\"money\":{\"amount_minor\":\"500\",\"currency\":\"USD\"}}");
+  EXPECT_EQ(JsonObject().ToString(), "{}");
+  EXPECT_EQ(JsonQuote("Trường"), "\"Trường\"");
+  EXPECT_EQ(Counted(1, "change"), "1 change");
+  EXPECT_EQ(Counted(0, "change"), "0 changes");
+  EXPECT_EQ(Counted(2, "retry", "retries"), "2 retries");
+  EXPECT_EQ(FormatUnixMillis(0), "");
+  EXPECT_EQ(FormatUnixMillis(1714566600123), "2024-05-01T12:30:00Z");
+}
+
 }  // namespace
 }  // namespace fieldsync::cli

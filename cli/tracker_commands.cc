@@ -1,10 +1,6 @@
 // Commands of TrackerService: projects, sites and records (stats is in stats_command.cc).
-#include <cerrno>
-#include <cstring>
-#include <fstream>
-#include <iterator>
-#include <sstream>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "absl/strings/ascii.h"
@@ -15,22 +11,12 @@
 #include "cli/listing.h"
 #include "cli/money.h"
 #include "cli/output.h"
+#include "cli/records.h"
 #include "cli/values.h"
 #include "fieldsync/base/status_macros.h"
-#include "google/protobuf/util/json_util.h"
 
 namespace fieldsync::cli {
 namespace {
-
-const EnumAliases& RecordKindAliases() {
-  static const auto* const kAliases = new EnumAliases{
-      {"well", v1::RECORD_KIND_WELL},
-      {"cataract", v1::RECORD_KIND_CATARACT_SURGERY},
-      {"classroom", v1::RECORD_KIND_CLASSROOM_DONATION},
-      {"expenditure", v1::RECORD_KIND_EXPENDITURE},
-  };
-  return *kAliases;
-}
 
 // The options a project update may change; used to refuse an update that changes nothing.
 constexpr const char* kProjectEditFlags[] = {"title", "country", "admin-area", "status", "start",
@@ -89,69 +75,6 @@ absl::Status ApplyProjectFlags(const FlagValues& flags, v1::Project* project) {
     project->mutable_budget()->set_currency(currency);
   }
   return absl::OkStatus();
-}
-
-// The record given by --file or --data, '-' reading stdin.
-absl::StatusOr<v1::Record> ReadRecordFlag(Invocation& inv) {
-  const FlagValues& flags = inv.flags();
-  if (flags.Has("file") == flags.Has("data")) {
-    return UsageError("give exactly one of --file FILE.json and --data JSON");
-  }
-  const std::string flag = flags.Has("file") ? "file" : "data";
-  const std::string value = flags.Get(flag);
-  std::string json;
-  if (value == "-") {
-    json.assign(std::istreambuf_iterator<char>(inv.in()), std::istreambuf_iterator<char>());
-  } else if (flag == "data") {
-    json = value;
-  } else {
-    std::ifstream file(value, std::ios::binary);
-    if (!file) {
-      return UsageError(absl::StrCat("--file: cannot read '", value, "': ", std::strerror(errno)));
-    }
-    std::stringstream text;
-    text << file.rdbuf();
-    json = text.str();
-  }
-  v1::Record record;
-  google::protobuf::util::JsonParseOptions options;
-  options.ignore_unknown_fields = false;
-  if (auto status = google::protobuf::util::JsonStringToMessage(json, &record, options);
-      !status.ok()) {
-    return UsageError(absl::StrCat("--", flag, ": not a fieldsync.v1.Record in protobuf JSON: ",
-                                   std::string(status.message())));
-  }
-  return record;
-}
-
-std::string RecordSummary(const v1::Record& r) {
-  switch (r.body_case()) {
-    case v1::Record::kWell:
-      return absl::StrCat(EnumLabel(r.well().functional_status()), ", ",
-                          r.well().population_served(), " people, ",
-                          EnumLabel(r.well().water_source()));
-    case v1::Record::kCataractSurgery: {
-      const v1::CataractSurgery& s = r.cataract_surgery();
-      return absl::StrCat(s.patient_ref(), ", ", EnumLabel(s.eye()), " eye, ",
-                          EnumLabel(s.technique()), ", ", s.follow_ups_size(), " follow-ups");
-    }
-    case v1::Record::kClassroomDonation: {
-      const v1::ClassroomDonation& d = r.classroom_donation();
-      int64_t dispatched = 0;
-      int64_t received = 0;
-      for (const v1::DonationItem& item : d.items()) {
-        dispatched += item.quantity();
-        received += item.quantity_received();
-      }
-      return absl::StrCat(d.school_name(), ": ", received, "/", dispatched, " items received");
-    }
-    case v1::Record::kExpenditure:
-      return absl::StrCat(FormatMoney(r.expenditure().amount()), ", ",
-                          EnumLabel(r.expenditure().category()));
-    case v1::Record::BODY_NOT_SET:
-      break;
-  }
-  return "";
 }
 
 }  // namespace
@@ -273,38 +196,13 @@ absl::Status RunSitesCreate(Invocation& inv) {
 }
 
 absl::Status RunRecordsList(Invocation& inv) {
-  static const auto* const kColumns = new std::vector<Column<v1::Record>>{
-      {{"ID"}, [](const v1::Record& r) { return r.id(); }},
-      {{"KIND"},
-       [](const v1::Record& r) {
-         for (const auto& [name, number] : RecordKindAliases()) {
-           if (number == r.kind()) return name;
-         }
-         return EnumLabel(r.kind());
-       }},
-      {{"DATE"}, [](const v1::Record& r) { return r.record_date(); }},
-      {{"PROJECT"}, [](const v1::Record& r) { return r.project_id(); }},
-      {{"SUMMARY", 50}, RecordSummary},
-  };
   const FlagValues& flags = inv.flags();
   v1::ListRecordsRequest request;
-  if (flags.Has("kind")) {
-    FS_ASSIGN_OR_RETURN(int kind, ParseEnum("kind", flags.Get("kind"), v1::RecordKind_descriptor(),
-                                            RecordKindAliases()));
-    request.set_kind(static_cast<v1::RecordKind>(kind));
-  }
-  if (flags.Has("from")) {
-    FS_ASSIGN_OR_RETURN(*request.mutable_from_date(), ParseDate("from", flags.Get("from")));
-  }
-  if (flags.Has("to")) {
-    FS_ASSIGN_OR_RETURN(*request.mutable_to_date(), ParseDate("to", flags.Get("to")));
-  }
-  request.set_project_id(flags.Get("project"));
-  request.set_site_id(flags.Get("site"));
+  FS_RETURN_IF_ERROR(ApplyRecordFilters(flags, &request));
   request.set_partner_id(flags.Get("partner"));
   request.set_country(absl::AsciiStrToUpper(flags.Get("country")));
   return ListAndPrint(inv, "records", &TrackerStub::ListRecords, request,
-                      &v1::ListRecordsResponse::records, *kColumns);
+                      &v1::ListRecordsResponse::records, RecordColumns());
 }
 
 absl::Status RunRecordsGet(Invocation& inv) {
@@ -319,7 +217,8 @@ absl::Status RunRecordsGet(Invocation& inv) {
 
 absl::Status RunRecordsCreate(Invocation& inv) {
   v1::CreateRecordRequest request;
-  FS_ASSIGN_OR_RETURN(*request.mutable_record(), ReadRecordFlag(inv));
+  FS_ASSIGN_OR_RETURN(RecordInput input, ReadRecordFlag(inv));
+  *request.mutable_record() = std::move(input.record);
   v1::Record created;
   FS_RETURN_IF_ERROR(inv.Call("create record", &TrackerStub::CreateRecord, request, &created));
   inv.Print(created);
@@ -328,7 +227,8 @@ absl::Status RunRecordsCreate(Invocation& inv) {
 
 absl::Status RunRecordsUpdate(Invocation& inv) {
   const std::string& id = inv.arg(0);
-  FS_ASSIGN_OR_RETURN(v1::Record record, ReadRecordFlag(inv));
+  FS_ASSIGN_OR_RETURN(RecordInput input, ReadRecordFlag(inv));
+  v1::Record& record = input.record;
   if (!record.id().empty() && record.id() != id) {
     return UsageError(absl::StrCat("the record JSON has id '", record.id(), "', not ", id));
   }
@@ -351,12 +251,28 @@ absl::Status RunRecordsUpdate(Invocation& inv) {
         ->CopyFrom(current.GetReflection()->GetMessage(current, body));
   }
   v1::UpdateRecordRequest request;
-  *request.mutable_record() = std::move(record);
+  *request.mutable_record() = std::move(input.record);
   // Refuse to overwrite a change made by someone else between our read and our write.
   request.set_expected_version(current.audit().version());
   v1::Record updated;
   FS_RETURN_IF_ERROR(inv.Call(what, &TrackerStub::UpdateRecord, request, &updated));
   inv.Print(updated);
+  return absl::OkStatus();
+}
+
+absl::Status RunRecordsDelete(Invocation& inv) {
+  v1::DeleteRecordRequest request;
+  request.set_id(inv.arg(0));
+  v1::Record deleted;
+  FS_RETURN_IF_ERROR(inv.Call(absl::StrCat("delete record ", inv.arg(0)),
+                              &TrackerStub::DeleteRecord, request, &deleted));
+  if (inv.json()) {
+    PrintJson(inv.out(), deleted);
+    return absl::OkStatus();
+  }
+  inv.out() << "Deleted record " << inv.arg(0) << " (" << RecordKindLabel(deleted.kind()) << ", "
+            << deleted.record_date() << ", project " << deleted.project_id()
+            << "); devices remove it at their next sync.\n";
   return absl::OkStatus();
 }
 
