@@ -108,29 +108,37 @@ absl::StatusOr<std::unique_ptr<Client>> Client::Enroll(const std::string& server
   if (server_address.empty())
     return absl::InvalidArgumentError("server_address: must not be empty");
   if (code.empty()) return absl::InvalidArgumentError("code: must not be empty");
-  {
-    FS_ASSIGN_OR_RETURN(auto store, LocalStore::Open(db_path));
-    FS_ASSIGN_OR_RETURN(std::string enrolled, store->GetState(kDeviceIdKey));
+  if (::access(db_path.c_str(), F_OK) == 0) {
+    FS_ASSIGN_OR_RETURN(auto existing, LocalStore::Open(db_path));
+    FS_ASSIGN_OR_RETURN(std::string enrolled, existing->GetState(kDeviceIdKey));
     if (!enrolled.empty()) {
       return absl::FailedPreconditionError(
           absl::StrCat(db_path, " is already enrolled as device ", enrolled));
     }
-    auto stub = v1::SyncService::NewStub(MakeChannel(server_address, options));
-    grpc::ClientContext ctx;
-    ctx.set_deadline(std::chrono::system_clock::now() +
-                     std::chrono::milliseconds(options.call_timeout_ms));
-    v1::EnrollRequest request;
-    request.set_code(code);
-    v1::EnrollResponse response;
-    FS_RETURN_IF_ERROR(FromGrpc(stub->Enroll(&ctx, request, &response), "Enroll"));
-    if (!IsUuid(response.device_id()) || response.token().empty()) {
-      return absl::InternalError("Enroll: the server's answer has no device id or token");
-    }
+  }
+  // Redeem the code first: a refused code leaves no store behind.
+  auto stub = v1::SyncService::NewStub(MakeChannel(server_address, options));
+  grpc::ClientContext ctx;
+  ctx.set_deadline(std::chrono::system_clock::now() +
+                   std::chrono::milliseconds(options.call_timeout_ms));
+  v1::EnrollRequest request;
+  request.set_code(code);
+  v1::EnrollResponse response;
+  FS_RETURN_IF_ERROR(FromGrpc(stub->Enroll(&ctx, request, &response), "Enroll"));
+  if (!IsUuid(response.device_id()) || response.token().empty()) {
+    return absl::InternalError("Enroll: the server's answer has no device id or token");
+  }
+  {
+    FS_ASSIGN_OR_RETURN(auto store, LocalStore::Open(db_path));
     FS_ASSIGN_OR_RETURN(auto tx, store->Begin());
     FS_RETURN_IF_ERROR(store->SetState(kDeviceIdKey, response.device_id()));
     FS_RETURN_IF_ERROR(store->SetState(kPartnerIdKey, response.partner_id()));
     FS_RETURN_IF_ERROR(store->SetState(kTokenKey, response.token()));
     FS_RETURN_IF_ERROR(store->SetState(kServerAddressKey, server_address));
+    // A device enrolled again continues its numbering: a change numbered at or below what the
+    // server already applied would be taken for a replay and silently skipped.
+    FS_RETURN_IF_ERROR(store->SetStateInt(kAckedSeqKey, response.acked_device_seq()));
+    FS_RETURN_IF_ERROR(store->SetStateInt(kLastSeqKey, response.acked_device_seq()));
     FS_RETURN_IF_ERROR(tx.Commit());
   }
   FS_ASSIGN_OR_RETURN(std::unique_ptr<Client> client, Open(db_path, options));

@@ -185,7 +185,16 @@ class Round {
       std::lock_guard<std::mutex> lock(impl_.clock_mu);
       FS_RETURN_IF_ERROR(store_.SetStateInt(kClockOffsetKey, impl_.clock.offset_ms()));
     }
-    // The server's word is the truth (e.g. after a lost Push response it is ahead of ours).
+    // The server's word is the truth (e.g. after a lost Push response it is ahead of ours)
+    // — but never past what this store has written: then the numbers belong to another store
+    // of the same device, and acknowledging ours with them would drop edits unsent.
+    FS_ASSIGN_OR_RETURN(int64_t last_written, store_.GetStateInt(kLastSeqKey));
+    if (response.acked_device_seq() > last_written) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          "Handshake: the server has applied changes up to ", response.acked_device_seq(),
+          " of this device but this store only wrote ", last_written,
+          "; another store holds this device's identity. Enroll this store as a new device."));
+    }
     FS_RETURN_IF_ERROR(store_.SetStateInt(kAckedSeqKey, response.acked_device_seq()));
     if (!response.partner_id().empty()) {
       FS_RETURN_IF_ERROR(store_.SetState(kPartnerIdKey, response.partner_id()));

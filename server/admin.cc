@@ -149,6 +149,7 @@ absl::StatusOr<v1::EnrollResponse> Admin::Enroll(absl::string_view code) {
   out.set_device_id(device.id());
   out.set_partner_id(device.partner_id());
   out.set_token(issued.secret());
+  out.set_acked_device_seq(device.acked_device_seq());
   return out;
 }
 

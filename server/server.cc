@@ -19,7 +19,9 @@ namespace fieldsync::server {
 struct FieldsyncServer::Services {
   explicit Services(Store& store)
       : auth(store), tracker(store), admin(store), syncer(store, admin),
-        tracker_service(auth, tracker), admin_service(auth, admin), sync_service(auth, syncer) {}
+        tracker_service(auth, tracker, stopping), admin_service(auth, admin),
+        sync_service(auth, syncer) {}
+  std::atomic<bool> stopping{false};
   Authenticator auth;
   Tracker tracker;
   Admin admin;
@@ -88,6 +90,7 @@ absl::StatusOr<std::unique_ptr<FieldsyncServer>> FieldsyncServer::Start(
 }
 
 void FieldsyncServer::Shutdown(absl::Duration grace) {
+  services_->stopping = true;
   server_->GetHealthCheckService()->Shutdown();
   server_->Shutdown(absl::ToChronoTime(absl::Now() + grace));
 }

@@ -130,7 +130,7 @@ grpc::Status TrackerServiceImpl::WatchChanges(grpc::ServerContext* ctx,
   return HandleStream(auth_, ctx, kTracker, "WatchChanges", [&](const Principal& who) {
     return tracker_.WatchChanges(
         who, *req, [&](const v1::ChangeEvent& e) { return writer->Write(e); },
-        [&] { return ctx->IsCancelled(); });
+        [&] { return ctx->IsCancelled() || stopping_.load(); });
   });
 }
 

@@ -3,6 +3,8 @@
 #ifndef FIELDSYNC_SERVER_SERVICES_H_
 #define FIELDSYNC_SERVER_SERVICES_H_
 
+#include <atomic>
+
 #include "fieldsync/v1/admin.grpc.pb.h"
 #include "fieldsync/v1/sync.grpc.pb.h"
 #include "fieldsync/v1/tracker.grpc.pb.h"
@@ -15,7 +17,11 @@ namespace fieldsync::server {
 
 class TrackerServiceImpl final : public v1::TrackerService::Service {
  public:
-  TrackerServiceImpl(const Authenticator& auth, Tracker& tracker) : auth_(auth), tracker_(tracker) {}
+  // `stopping` becomes true when the server shuts down; live feeds end then instead of holding
+  // the shutdown up.
+  TrackerServiceImpl(const Authenticator& auth, Tracker& tracker,
+                     const std::atomic<bool>& stopping)
+      : auth_(auth), tracker_(tracker), stopping_(stopping) {}
 
   grpc::Status CreateProject(grpc::ServerContext* ctx, const v1::CreateProjectRequest* req,
                              v1::Project* resp) override;
@@ -53,6 +59,7 @@ class TrackerServiceImpl final : public v1::TrackerService::Service {
  private:
   const Authenticator& auth_;
   Tracker& tracker_;
+  const std::atomic<bool>& stopping_;
 };
 
 class AdminServiceImpl final : public v1::AdminService::Service {

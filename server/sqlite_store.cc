@@ -2004,6 +2004,21 @@ absl::StatusOr<std::string> SqliteStore::RedeemEnrollment(absl::string_view code
 
 // --- Live feed ---------------------------------------------------------------------------------
 
+absl::StatusOr<std::string> SqliteStore::ProjectOfDocument(absl::string_view collection,
+                                                           absl::string_view id) {
+  std::string out;
+  FS_RETURN_IF_ERROR(Read([&](Database& db) -> absl::Status {
+    FS_ASSIGN_OR_RETURN(StoredDoc stored, LoadDoc(db, collection, id));
+    if (!stored.exists) return absl::NotFoundError(absl::StrCat(collection, " ", id, " not found"));
+    FS_ASSIGN_OR_RETURN(std::unique_ptr<google::protobuf::Message> m, TypedOf(stored.doc));
+    const auto* field = m->GetDescriptor()->FindFieldByName("project_id");
+    if (field == nullptr) return absl::InvalidArgumentError("collection: has no project");
+    out = m->GetReflection()->GetString(*m, field);
+    return absl::OkStatus();
+  }));
+  return out;
+}
+
 int64_t SqliteStore::LastSeq() {
   absl::MutexLock lock(&seq_mu_);
   return last_seq_;

@@ -112,6 +112,8 @@ class SqliteStore : public Store {
                                 absl::Time expires_at, const Actor& actor) override;
   absl::StatusOr<std::string> RedeemEnrollment(absl::string_view code_sha256_hex) override;
 
+  absl::StatusOr<std::string> ProjectOfDocument(absl::string_view collection,
+                                                absl::string_view id) override;
   int64_t LastSeq() override;
   void WaitForChange(int64_t seq, absl::Duration timeout) override;
 

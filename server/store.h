@@ -222,6 +222,11 @@ class Store {
   // code (one answer for all three, so codes cannot be probed).
   virtual absl::StatusOr<std::string> RedeemEnrollment(absl::string_view code_sha256_hex) = 0;
 
+  // The project a site or record belongs to, also after the record was deleted (from its
+  // stored fields); NOT_FOUND if the document never existed.
+  virtual absl::StatusOr<std::string> ProjectOfDocument(absl::string_view collection,
+                                                        absl::string_view id) = 0;
+
   // --- Live feed ------------------------------------------------------------------------------
   // The highest change_log seq committed.
   virtual int64_t LastSeq() = 0;

@@ -340,16 +340,8 @@ absl::Status Tracker::WatchChanges(const Principal& who, const v1::WatchChangesR
           kind = record->kind();
           *event.mutable_record() = *std::move(record);
         } else {
-          // Deleted since: its last change names the project.
-          v1::Change change;
-          if (change.ParseFromString(e.payload)) {
-            for (const v1::FieldChange& f : change.fields()) {
-              if (f.path() == "project_id") {
-                v1::Record partial;
-                if (partial.ParseFromString(f.value())) project_id = partial.project_id();
-              }
-            }
-          }
+          // Deleted since: its stored fields still name the project.
+          project_id = store_.ProjectOfDocument("record", e.doc_id).value_or("");
         }
       }
       const v1::Project* project = project_id.empty() ? nullptr : project_of(project_id);

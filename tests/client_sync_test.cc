@@ -4,6 +4,7 @@
 #include <gmock/gmock.h>
 #include <grpcpp/grpcpp.h>
 #include <gtest/gtest.h>
+#include <unistd.h>
 
 #include <atomic>
 #include <map>
@@ -523,6 +524,46 @@ TEST_F(ClientSyncTest, TheCApiWorksFromC) {
   EXPECT_EQ(result.exit_code, 0) << result.out << result.err;
   // The program created a record, synced, then deleted it and synced again.
   EXPECT_EQ(ServerRecordCount(), 0);
+}
+
+
+TEST_F(ClientSyncTest, ADeviceEnrolledAgainContinuesItsNumberingAndLosesNothing) {
+  auto first = Enroll(partner_.id(), "phone");
+  ASSERT_TRUE(first);
+  MustSync(*first);
+  for (int i = 0; i < 3; ++i) ASSERT_OK(first->CreateRecord(Well(project_.id(), 1000 + i)));
+  MustSync(*first);
+  ASSERT_OK_AND_ASSIGN(auto before, first->Status());
+  ASSERT_EQ(before.acked_device_seq, 3);
+
+  // The phone is wiped; HQ issues a new code for the same device and the app enrolls again.
+  v1::CreateEnrollmentRequest ereq;
+  ereq.set_device_id(before.device_id);
+  v1::CreateEnrollmentResponse code;
+  ASSERT_TRUE(admin_->CreateEnrollment(Ctx().get(), ereq, &code).ok());
+  auto again = Client::Enroll(server_.address(), code.code(), dir_.File("wiped.db"));
+  ASSERT_OK(again);
+  MustSync(**again);
+  ASSERT_OK((*again)->CreateRecord(Well(project_.id(), 4321)));
+  ASSERT_OK_AND_ASSIGN(auto pending, (*again)->Status());
+  EXPECT_EQ(pending.pending_changes, 1);
+  EXPECT_EQ(pending.last_device_seq, 4);
+  MustSync(**again);
+
+  v1::ListRecordsRequest all;
+  all.set_project_id(project_.id());
+  v1::ListRecordsResponse on_server;
+  ASSERT_TRUE(tracker_->ListRecords(Ctx().get(), all, &on_server).ok());
+  EXPECT_EQ(on_server.records_size(), 4);
+  ASSERT_OK_AND_ASSIGN(auto local, (*again)->ListRecords(all));
+  EXPECT_EQ(local.records_size(), 4);
+}
+
+TEST_F(ClientSyncTest, ARefusedEnrollmentLeavesNoStoreBehind) {
+  std::string path = dir_.File("never.db");
+  auto refused = Client::Enroll(server_.address(), "AAAA-BBBB-CCCC-DDDD-EEEE", path);
+  EXPECT_THAT(refused, StatusIs(absl::StatusCode::kNotFound, HasSubstr("code")));
+  EXPECT_NE(::access(path.c_str(), F_OK), 0) << "a store was left at " << path;
 }
 
 }  // namespace

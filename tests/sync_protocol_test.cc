@@ -607,6 +607,23 @@ TEST_F(SyncProtocolTest, WatchChangesStreamsCommittedChangesScopedAndResumable) 
   EXPECT_EQ(device_events[0].partner_id(), mine_);
   EXPECT_EQ(device_events[0].record().well().population_served(), 2);
 
+  // A delete is an event too, scoped by the project the record belonged to.
+  v1::ListRecordsRequest lreq;
+  lreq.set_project_id(my_project_);
+  v1::ListRecordsResponse mine_now;
+  ASSERT_TRUE(tracker_->ListRecords(Admin().get(), lreq, &mine_now).ok());
+  ASSERT_EQ(mine_now.records_size(), 1);
+  v1::DeleteRecordRequest del;
+  del.set_id(mine_now.records(0).id());
+  v1::Record deleted;
+  ASSERT_TRUE(tracker_->DeleteRecord(Admin().get(), del, &deleted).ok());
+  std::vector<v1::ChangeEvent> after_delete = watch(device_token_, device_events[0].seq(), 1);
+  ASSERT_EQ(after_delete.size(), 1u);
+  EXPECT_EQ(after_delete[0].op(), "delete");
+  EXPECT_EQ(after_delete[0].doc_id(), mine_now.records(0).id());
+  EXPECT_EQ(after_delete[0].partner_id(), mine_);
+  EXPECT_FALSE(after_delete[0].has_record());
+
   // Resuming after the first event skips it.
   std::vector<v1::ChangeEvent> resumed = watch(server_.admin_token(), hq[0].seq(), 1);
   ASSERT_EQ(resumed.size(), 1u);
