@@ -9,8 +9,7 @@
 #include <sqlite3.h>
 
 #include "fieldsync/client.h"
-#include "fieldsync/v1/admin.grpc.pb.h"
-#include "fieldsync/v1/tracker.grpc.pb.h"
+#include "tests/testing/hq.h"
 #include "tests/testing/server_process.h"
 #include "tests/testing/status_matchers.h"
 #include "tests/testing/tcp_proxy.h"
@@ -36,19 +35,9 @@ class NetworkCutTest : public ::testing::Test {
  protected:
   void SetUp() override {
     ASSERT_OK(server_.Start(dir_.path()));
-    auto channel = server_.Channel();
-    tracker_ = v1::TrackerService::NewStub(channel);
-    admin_ = v1::AdminService::NewStub(channel);
-    v1::CreatePartnerRequest preq;
-    preq.mutable_partner()->set_name("Maji Safi");
-    preq.mutable_partner()->add_countries("KE");
-    ASSERT_TRUE(admin_->CreatePartner(Ctx().get(), preq, &partner_).ok());
-    v1::CreateProjectRequest req;
-    req.mutable_project()->set_partner_id(partner_.id());
-    req.mutable_project()->set_kind(v1::PROJECT_KIND_WELL);
-    req.mutable_project()->set_title("Boreholes");
-    req.mutable_project()->set_country("KE");
-    ASSERT_TRUE(tracker_->CreateProject(Ctx().get(), req, &project_).ok());
+    hq_ = std::make_unique<testing::Hq>(server_.Channel(), server_.admin_token());
+    partner_ = hq_->CreatePartner("Maji Safi", {"KE"});
+    project_ = hq_->CreateProject(partner_.id(), v1::PROJECT_KIND_WELL, "KE", "Boreholes");
     proxy_ = std::make_unique<testing::TcpProxy>(server_.address());
     ASSERT_OK(proxy_->Start());
     options_.retry.initial_backoff_ms = 10;
@@ -58,24 +47,10 @@ class NetworkCutTest : public ::testing::Test {
     options_.pull_page_size = 25;
   }
 
-  std::unique_ptr<grpc::ClientContext> Ctx() {
-    auto ctx = std::make_unique<grpc::ClientContext>();
-    testing::AddBearer(*ctx, server_.admin_token());
-    return ctx;
-  }
-
   std::string EnrollDevice(const std::string& name) {
-    v1::CreateDeviceRequest dreq;
-    dreq.mutable_device()->set_partner_id(partner_.id());
-    dreq.mutable_device()->set_name(name);
-    v1::Device device;
-    EXPECT_TRUE(admin_->CreateDevice(Ctx().get(), dreq, &device).ok());
-    v1::CreateEnrollmentRequest ereq;
-    ereq.set_device_id(device.id());
-    v1::CreateEnrollmentResponse code;
-    EXPECT_TRUE(admin_->CreateEnrollment(Ctx().get(), ereq, &code).ok());
     std::string path = dir_.File(name + ".db");
-    auto c = Client::Enroll(server_.address(), code.code(), path, options_);
+    auto c = Client::Enroll(server_.address(), hq_->EnrollmentCode(partner_.id(), name), path,
+                            options_);
     EXPECT_OK(c);
     return path;
   }
@@ -125,8 +100,7 @@ class NetworkCutTest : public ::testing::Test {
 
   testing::TempDir dir_;
   testing::ServerProcess server_;
-  std::unique_ptr<v1::TrackerService::Stub> tracker_;
-  std::unique_ptr<v1::AdminService::Stub> admin_;
+  std::unique_ptr<testing::Hq> hq_;
   std::unique_ptr<testing::TcpProxy> proxy_;
   v1::Partner partner_;
   v1::Project project_;
@@ -166,7 +140,7 @@ TEST_F(NetworkCutTest, PullsCutAtAnyByteResumeAndConverge) {
     v1::CreateRecordRequest req;
     *req.mutable_record() = Well(i);
     v1::Record out;
-    ASSERT_TRUE(tracker_->CreateRecord(Ctx().get(), req, &out).ok());
+    ASSERT_TRUE(hq_->tracker().CreateRecord(hq_->Ctx().get(), req, &out).ok());
   }
   std::string reference_checksum;
   int n = 0;

@@ -19,6 +19,7 @@
 #include "fieldsync/v1/sync.grpc.pb.h"
 #include "fieldsync/v1/tracker.grpc.pb.h"
 #include "server/change_log.h"
+#include "tests/testing/hq.h"
 #include "tests/testing/server_process.h"
 #include "tests/testing/temp_dir.h"
 
@@ -33,6 +34,7 @@ class SyncProtocolTest : public ::testing::Test {
   void SetUp() override {
     ASSERT_TRUE(server_.Start(dir_.path()).ok()) << server_.Log();
     channel_ = server_.Channel();
+    hq_ = std::make_unique<testing::Hq>(channel_, server_.admin_token());
     tracker_ = v1::TrackerService::NewStub(channel_);
     admin_ = v1::AdminService::NewStub(channel_);
     sync_ = v1::SyncService::NewStub(channel_);
@@ -52,45 +54,24 @@ class SyncProtocolTest : public ::testing::Test {
   std::unique_ptr<grpc::ClientContext> Admin() { return Ctx(server_.admin_token()); }
 
   std::string CreatePartner(const std::string& name, const std::string& country) {
-    v1::CreatePartnerRequest req;
-    req.mutable_partner()->set_name(name);
-    req.mutable_partner()->add_countries(country);
-    v1::Partner out;
-    EXPECT_TRUE(admin_->CreatePartner(Admin().get(), req, &out).ok());
-    return out.id();
+    return hq_->CreatePartner(name, {country}).id();
   }
 
   std::string CreateProject(const std::string& partner, const std::string& country) {
-    v1::CreateProjectRequest req;
-    req.mutable_project()->set_partner_id(partner);
-    req.mutable_project()->set_kind(v1::PROJECT_KIND_WELL);
-    req.mutable_project()->set_title("Wells");
-    req.mutable_project()->set_country(country);
-    v1::Project out;
-    EXPECT_TRUE(tracker_->CreateProject(Admin().get(), req, &out).ok());
-    return out.id();
+    return hq_->CreateProject(partner, v1::PROJECT_KIND_WELL, country, "Wells").id();
   }
 
   // Registers a device of `partner`, enrolls it with a one-time code, returns its token.
   std::string Enroll(const std::string& partner, std::string* device_id) {
-    v1::CreateDeviceRequest dreq;
-    dreq.mutable_device()->set_partner_id(partner);
-    dreq.mutable_device()->set_name("Tablet");
-    v1::Device device;
-    EXPECT_TRUE(admin_->CreateDevice(Admin().get(), dreq, &device).ok());
-    v1::CreateEnrollmentRequest ereq;
-    ereq.set_device_id(device.id());
-    v1::CreateEnrollmentResponse code;
-    EXPECT_TRUE(admin_->CreateEnrollment(Admin().get(), ereq, &code).ok());
+    std::string code = hq_->EnrollmentCode(partner, "Tablet", device_id);
     v1::EnrollRequest req;
-    req.set_code(code.code());
+    req.set_code(code);
     v1::EnrollResponse enrolled;
     grpc::ClientContext ctx;
     grpc::Status s = sync_->Enroll(&ctx, req, &enrolled);
     EXPECT_TRUE(s.ok()) << s.error_message();
-    EXPECT_EQ(enrolled.device_id(), device.id());
+    EXPECT_EQ(enrolled.device_id(), *device_id);
     EXPECT_EQ(enrolled.partner_id(), partner);
-    *device_id = device.id();
     return enrolled.token();
   }
 
@@ -165,6 +146,7 @@ class SyncProtocolTest : public ::testing::Test {
   testing::TempDir dir_;
   testing::ServerProcess server_;
   std::shared_ptr<grpc::Channel> channel_;
+  std::unique_ptr<testing::Hq> hq_;
   std::unique_ptr<v1::TrackerService::Stub> tracker_;
   std::unique_ptr<v1::AdminService::Stub> admin_;
   std::unique_ptr<v1::SyncService::Stub> sync_;

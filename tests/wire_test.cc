@@ -14,8 +14,7 @@
 
 #include "fieldsync/client.h"
 #include "fieldsync/sync/document.h"
-#include "fieldsync/v1/admin.grpc.pb.h"
-#include "fieldsync/v1/tracker.grpc.pb.h"
+#include "tests/testing/hq.h"
 #include "tests/testing/server_process.h"
 #include "tests/testing/status_matchers.h"
 #include "tests/testing/tcp_proxy.h"
@@ -33,40 +32,16 @@ class WireTest : public ::testing::Test {
  protected:
   void SetUp() override {
     ASSERT_OK(server_.Start(dir_.path()));
-    auto channel = server_.Channel();
-    tracker_ = v1::TrackerService::NewStub(channel);
-    admin_ = v1::AdminService::NewStub(channel);
-    v1::CreatePartnerRequest preq;
-    preq.mutable_partner()->set_name("Maji Safi");
-    preq.mutable_partner()->add_countries("KE");
-    ASSERT_TRUE(admin_->CreatePartner(Ctx().get(), preq, &partner_).ok());
-    v1::CreateProjectRequest req;
-    req.mutable_project()->set_partner_id(partner_.id());
-    req.mutable_project()->set_kind(v1::PROJECT_KIND_WELL);
-    req.mutable_project()->set_title("Boreholes, Turkana");
-    req.mutable_project()->set_country("KE");
-    ASSERT_TRUE(tracker_->CreateProject(Ctx().get(), req, &project_).ok());
+    hq_ = std::make_unique<testing::Hq>(server_.Channel(), server_.admin_token());
+    partner_ = hq_->CreatePartner("Maji Safi", {"KE"});
+    project_ = hq_->CreateProject(partner_.id(), v1::PROJECT_KIND_WELL, "KE", "Boreholes, Turkana");
     proxy_ = std::make_unique<testing::TcpProxy>(server_.address());
     ASSERT_OK(proxy_->Start());
   }
 
-  std::unique_ptr<grpc::ClientContext> Ctx() {
-    auto ctx = std::make_unique<grpc::ClientContext>();
-    testing::AddBearer(*ctx, server_.admin_token());
-    return ctx;
-  }
-
   std::unique_ptr<Client> Enroll(const std::string& name) {
-    v1::CreateDeviceRequest dreq;
-    dreq.mutable_device()->set_partner_id(partner_.id());
-    dreq.mutable_device()->set_name(name);
-    v1::Device device;
-    EXPECT_TRUE(admin_->CreateDevice(Ctx().get(), dreq, &device).ok());
-    v1::CreateEnrollmentRequest ereq;
-    ereq.set_device_id(device.id());
-    v1::CreateEnrollmentResponse code;
-    EXPECT_TRUE(admin_->CreateEnrollment(Ctx().get(), ereq, &code).ok());
-    auto c = Client::Enroll(proxy_->address(), code.code(), dir_.File(name + ".db"));
+    auto c = Client::Enroll(proxy_->address(), hq_->EnrollmentCode(partner_.id(), name),
+                            dir_.File(name + ".db"));
     EXPECT_OK(c);
     return c.ok() ? *std::move(c) : nullptr;
   }
@@ -104,8 +79,7 @@ class WireTest : public ::testing::Test {
 
   testing::TempDir dir_;
   testing::ServerProcess server_;
-  std::unique_ptr<v1::TrackerService::Stub> tracker_;
-  std::unique_ptr<v1::AdminService::Stub> admin_;
+  std::unique_ptr<testing::Hq> hq_;
   std::unique_ptr<testing::TcpProxy> proxy_;
   v1::Partner partner_;
   v1::Project project_;
