@@ -5,7 +5,9 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "fieldsync/base/status_macros.h"
+#include "absl/time/clock.h"
 #include "fieldsync/sync/hlc.h"
+#include "server/log.h"
 
 namespace fieldsync::server {
 
@@ -69,9 +71,19 @@ absl::StatusOr<v1::PushResponse> Syncer::Push(const Principal& device,
                                                    " per push, got ", request.changes_size()));
   }
   std::vector<v1::Change> changes(request.changes().begin(), request.changes().end());
-  FS_ASSIGN_OR_RETURN(PushResult result,
-                      store_.Push(DeviceWriter{device.token.device_id(), device.partner_id()},
-                                  changes));
+  absl::Time start = absl::Now();
+  absl::StatusOr<PushResult> pushed =
+      store_.Push(DeviceWriter{device.token.device_id(), device.partner_id()}, changes);
+  if (!pushed.ok()) {
+    Log("warn", absl::StrCat("push refused device=", device.token.device_id(), " changes=",
+                             changes.size(), " code=",
+                             absl::StatusCodeToString(pushed.status().code())));
+    return pushed.status();
+  }
+  const PushResult& result = *pushed;
+  Log("info", absl::StrCat("push device=", device.token.device_id(), " changes=", changes.size(),
+                           " acked=", result.acked_device_seq, " conflicts=", result.conflicts,
+                           " in ", absl::FormatDuration(absl::Now() - start)));
   v1::PushResponse out;
   out.set_acked_device_seq(result.acked_device_seq);
   out.set_server_hlc(store_.ServerHlc());
@@ -89,6 +101,8 @@ absl::Status Syncer::Pull(const Principal& device, const v1::PullRequest& reques
                                                    request.page_size()));
   }
   int page_size = request.page_size() == 0 ? 500 : request.page_size();
+  absl::Time start = absl::Now();
+  int64_t documents = 0, pages = 0;
   while (true) {
     FS_ASSIGN_OR_RETURN(PullResult page, store_.Pull(device.partner_id(), seq, page_size));
     v1::PullPage out;
@@ -101,14 +115,21 @@ absl::Status Syncer::Pull(const Principal& device, const v1::PullRequest& reques
       out.set_scope_checksum(page.scope_checksum);
       out.set_scope_documents(page.scope_documents);
     }
+    documents += out.documents_size();
+    ++pages;
     if (!emit(out)) return absl::CancelledError("the device went away during the pull");
     if (page.last) break;
   }
+  Log("info", absl::StrCat("pull device=", device.token.device_id(), " documents=", documents,
+                           " pages=", pages, " in ", absl::FormatDuration(absl::Now() - start)));
   return store_.MarkSynced(device.token.device_id());
 }
 
 absl::StatusOr<v1::EnrollResponse> Syncer::Enroll(const v1::EnrollRequest& request) {
-  return admin_.Enroll(request.code());
+  absl::StatusOr<v1::EnrollResponse> enrolled = admin_.Enroll(request.code());
+  // Never the code or the token: only who enrolled.
+  if (enrolled.ok()) Log("info", absl::StrCat("enrolled device=", enrolled->device_id()));
+  return enrolled;
 }
 
 }  // namespace fieldsync::server

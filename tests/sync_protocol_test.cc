@@ -231,6 +231,10 @@ TEST_F(SyncProtocolTest, PushIsIdempotentAndAcknowledgesOnlyContiguousChanges) {
   hreq.set_protocol_version(v1::PROTOCOL_VERSION_1);
   ASSERT_TRUE(sync_->Handshake(Ctx(device_token_).get(), hreq, &hs).ok());
   EXPECT_EQ(hs.acked_device_seq(), 2);
+  // Operators see each push in the log, and never the device's token.
+  EXPECT_THAT(server_.Log(), HasSubstr("push device=" + device_id_ + " changes=2 acked=2"));
+  EXPECT_THAT(server_.Log(), HasSubstr("push refused device=" + device_id_));
+  EXPECT_THAT(server_.Log(), ::testing::Not(HasSubstr(device_token_)));
 }
 
 TEST_F(SyncProtocolTest, ABatchWithOneBadChangeAppliesNothing) {
