@@ -1730,7 +1730,7 @@ absl::StatusOr<PushResult> SqliteStore::Push(const DeviceWriter& device,
 }
 
 absl::StatusOr<PullResult> SqliteStore::Pull(absl::string_view partner_id, int64_t after_seq,
-                                             int limit) {
+                                             int64_t fields_after_seq, int limit) {
   PullResult out;
   out.last_seq = after_seq;
   FS_RETURN_IF_ERROR(Read([&](Database& db) -> absl::Status {
@@ -1759,7 +1759,7 @@ absl::StatusOr<PullResult> SqliteStore::Pull(absl::string_view partner_id, int64
       fields->Reset();
       fields->Bind(1, d->collection());
       fields->Bind(2, d->doc_id());
-      fields->Bind(3, after_seq);
+      fields->Bind(3, fields_after_seq);
       while (true) {
         FS_ASSIGN_OR_RETURN(bool f, fields->Step());
         if (!f) break;

@@ -95,7 +95,7 @@ class SqliteStore : public Store {
   absl::StatusOr<PushResult> Push(const DeviceWriter& device,
                                   const std::vector<v1::Change>& changes) override;
   absl::StatusOr<PullResult> Pull(absl::string_view partner_id, int64_t after_seq,
-                                  int limit) override;
+                                  int64_t fields_after_seq, int limit) override;
   absl::StatusOr<int64_t> AckedDeviceSeq(absl::string_view device_id) override;
   absl::Status MarkSynced(absl::string_view device_id) override;
   std::string ServerHlc() override;

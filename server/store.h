@@ -194,9 +194,12 @@ class Store {
   virtual absl::StatusOr<PushResult> Push(const DeviceWriter& device,
                                           const std::vector<v1::Change>& changes) = 0;
   // Documents of `partner_id`'s scope whose last change is after `after_seq`, in server
-  // sequence order, at most `limit`; each with the fields changed after `after_seq`.
+  // sequence order, at most `limit`; each with the fields changed after `fields_after_seq`
+  // (<= after_seq): the point the whole pull started from. A document created before a page
+  // boundary and edited after it is sent in a later page, and must then still carry the fields
+  // of its creation.
   virtual absl::StatusOr<PullResult> Pull(absl::string_view partner_id, int64_t after_seq,
-                                          int limit) = 0;
+                                          int64_t fields_after_seq, int limit) = 0;
   // Highest device_seq applied for the device (0 if none).
   virtual absl::StatusOr<int64_t> AckedDeviceSeq(absl::string_view device_id) = 0;
   // Records that the device finished a sync round now.

@@ -4,6 +4,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
 #include "fieldsync/base/status_macros.h"
 #include "absl/time/clock.h"
 #include "fieldsync/sync/hlc.h"
@@ -13,7 +14,7 @@ namespace fieldsync::server {
 
 namespace {
 
-constexpr absl::string_view kCursorPrefix = "fsc1:";
+constexpr absl::string_view kCursorPrefix = "fsc2:";
 
 absl::Status RequireDevice(const Principal& who) {
   if (who.token.device_id().empty()) {
@@ -25,22 +26,27 @@ absl::Status RequireDevice(const Principal& who) {
 
 }  // namespace
 
-std::string EncodeCursor(int64_t seq) {
+std::string EncodeCursor(const PullCursor& cursor) {
   std::string out;
-  absl::WebSafeBase64Escape(absl::StrCat(kCursorPrefix, seq), &out);
+  absl::WebSafeBase64Escape(absl::StrCat(kCursorPrefix, cursor.base, ":", cursor.position), &out);
   return out;
 }
 
-absl::StatusOr<int64_t> DecodeCursor(absl::string_view cursor) {
-  if (cursor.empty()) return 0;
+absl::StatusOr<PullCursor> DecodeCursor(absl::string_view cursor) {
+  if (cursor.empty()) return PullCursor();
   std::string raw;
-  int64_t seq = 0;
-  if (!absl::WebSafeBase64Unescape(cursor, &raw) || !absl::StartsWith(raw, kCursorPrefix) ||
-      !absl::SimpleAtoi(absl::string_view(raw).substr(kCursorPrefix.size()), &seq) || seq < 0) {
+  PullCursor out;
+  std::vector<absl::string_view> parts;
+  if (absl::WebSafeBase64Unescape(cursor, &raw) && absl::StartsWith(raw, kCursorPrefix)) {
+    parts = absl::StrSplit(absl::string_view(raw).substr(kCursorPrefix.size()), ':');
+  }
+  if (parts.size() != 2 || !absl::SimpleAtoi(parts[0], &out.base) ||
+      !absl::SimpleAtoi(parts[1], &out.position) || out.base < 0 ||
+      out.position < out.base) {
     return absl::InvalidArgumentError(absl::StrCat(
         "cursor: not a cursor from a previous pull, got \"", cursor.substr(0, 60), "\""));
   }
-  return seq;
+  return out;
 }
 
 absl::StatusOr<v1::HandshakeResponse> Syncer::Handshake(const Principal& device,
@@ -94,7 +100,7 @@ absl::StatusOr<v1::PushResponse> Syncer::Push(const Principal& device,
 absl::Status Syncer::Pull(const Principal& device, const v1::PullRequest& request,
                           const std::function<bool(const v1::PullPage&)>& emit) {
   FS_RETURN_IF_ERROR(RequireDevice(device));
-  FS_ASSIGN_OR_RETURN(int64_t seq, DecodeCursor(request.cursor()));
+  FS_ASSIGN_OR_RETURN(PullCursor cursor, DecodeCursor(request.cursor()));
   if (request.page_size() < 0 || request.page_size() > kMaxPullPage) {
     return absl::InvalidArgumentError(absl::StrCat("page_size: must be within [0, ",
                                                    kMaxPullPage, "], got ",
@@ -104,11 +110,14 @@ absl::Status Syncer::Pull(const Principal& device, const v1::PullRequest& reques
   absl::Time start = absl::Now();
   int64_t documents = 0, pages = 0;
   while (true) {
-    FS_ASSIGN_OR_RETURN(PullResult page, store_.Pull(device.partner_id(), seq, page_size));
+    FS_ASSIGN_OR_RETURN(PullResult page, store_.Pull(device.partner_id(), cursor.position,
+                                                     cursor.base, page_size));
     v1::PullPage out;
     for (v1::DocumentDelta& d : page.documents) *out.add_documents() = std::move(d);
-    seq = page.last_seq;
-    out.set_cursor(EncodeCursor(seq));
+    cursor.position = page.last_seq;
+    // After the last page the device has everything up to there: the next pull starts afresh.
+    if (page.last) cursor.base = cursor.position;
+    out.set_cursor(EncodeCursor(cursor));
     out.set_last(page.last);
     out.set_server_hlc(store_.ServerHlc());
     if (page.last) {

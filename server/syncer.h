@@ -42,10 +42,18 @@ class Syncer {
   Admin& admin_;
 };
 
-// Pull cursors: opaque strings carrying the server sequence to resume after.
-std::string EncodeCursor(int64_t seq);
-// INVALID_ARGUMENT "cursor: ..." for anything EncodeCursor did not make; "" is 0.
-absl::StatusOr<int64_t> DecodeCursor(absl::string_view cursor);
+// A pull cursor: where the pull started (fields changed after it are sent) and how far it has
+// got (documents changed after it come next). Between pulls both are the same sequence; within
+// a pull, `base` stays where the pull began, so a document created before a page boundary and
+// edited after it still arrives with every field.
+struct PullCursor {
+  int64_t base = 0;
+  int64_t position = 0;
+};
+// Opaque text for a cursor.
+std::string EncodeCursor(const PullCursor& cursor);
+// INVALID_ARGUMENT "cursor: ..." for anything EncodeCursor did not make; "" is {0, 0}.
+absl::StatusOr<PullCursor> DecodeCursor(absl::string_view cursor);
 
 }  // namespace fieldsync::server
 
