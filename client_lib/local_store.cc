@@ -82,6 +82,41 @@ std::string EncodePageToken(absl::string_view last_id) {
   return absl::WebSafeBase64Escape(absl::StrCat(kPageTokenPrefix, last_id));
 }
 
+// Reads the rows (doc_id, payload, version) of a list query into one page of `out`: parses each
+// payload, lets `keep` filter and complete it, stops after `limit` kept rows and returns the next
+// page token ("" on the last page). Resets the statement in every case.
+template <typename Message>
+absl::StatusOr<std::string> ReadPage(sqlite::Statement& q, int limit, absl::string_view what,
+                                     google::protobuf::RepeatedPtrField<Message>* out,
+                                     const std::function<bool(Message&)>& keep) {
+  std::string last_id, next_token;
+  absl::Status status;
+  while (status.ok()) {
+    absl::StatusOr<bool> row = q.Step();
+    if (!row.ok()) {
+      status = row.status();
+      break;
+    }
+    if (!*row) break;
+    Message message;
+    if (!message.ParseFromString(q.ColumnBlob(1))) {
+      status = absl::DataLossError(absl::StrCat(what, " ", q.ColumnText(0), " does not parse"));
+      break;
+    }
+    if (!keep(message)) continue;
+    if (out->size() == limit) {
+      next_token = EncodePageToken(last_id);
+      break;
+    }
+    message.mutable_audit()->set_version(q.ColumnInt(2));
+    *out->Add() = std::move(message);
+    last_id = q.ColumnText(0);
+  }
+  q.Reset();
+  if (!status.ok()) return status;
+  return next_token;
+}
+
 // Page size and the id to continue after, validated like the server's lists.
 absl::Status PageFor(int32_t page_size, absl::string_view token, int* limit,
                      std::string* after_id) {
@@ -677,28 +712,13 @@ absl::StatusOr<v1::ListRecordsResponse> LocalStore::ListRecords(
   q->Bind(8, after);
   q->Bind(9, limit + 1);
   v1::ListRecordsResponse response;
-  std::string last_id;
-  for (;;) {
-    absl::StatusOr<bool> row = q->Step();
-    if (!row.ok()) {
-      q->Reset();
-      return row.status();
-    }
-    if (!*row) break;
-    if (response.records_size() == limit) {
-      response.set_next_page_token(EncodePageToken(last_id));
-      break;
-    }
-    v1::Record* record = response.add_records();
-    if (!record->ParseFromString(q->ColumnBlob(1))) {
-      q->Reset();
-      return absl::DataLossError(absl::StrCat("record ", q->ColumnText(0), " does not parse"));
-    }
-    DeriveRecordFields(*record);
-    record->mutable_audit()->set_version(q->ColumnInt(2));
-    last_id = q->ColumnText(0);
-  }
-  q->Reset();
+  FS_ASSIGN_OR_RETURN(std::string next,
+                      ReadPage<v1::Record>(*q, limit, "record", response.mutable_records(),
+                                           [](v1::Record& r) {
+                                             DeriveRecordFields(r);
+                                             return true;
+                                           }));
+  response.set_next_page_token(next);
   return response;
 }
 
@@ -715,27 +735,10 @@ absl::StatusOr<v1::ListSitesResponse> LocalStore::ListSites(const v1::ListSitesR
   q->Bind(2, after);
   q->Bind(3, limit + 1);
   v1::ListSitesResponse response;
-  std::string last_id;
-  for (;;) {
-    absl::StatusOr<bool> row = q->Step();
-    if (!row.ok()) {
-      q->Reset();
-      return row.status();
-    }
-    if (!*row) break;
-    if (response.sites_size() == limit) {
-      response.set_next_page_token(EncodePageToken(last_id));
-      break;
-    }
-    v1::Site* site = response.add_sites();
-    if (!site->ParseFromString(q->ColumnBlob(1))) {
-      q->Reset();
-      return absl::DataLossError(absl::StrCat("site ", q->ColumnText(0), " does not parse"));
-    }
-    site->mutable_audit()->set_version(q->ColumnInt(2));
-    last_id = q->ColumnText(0);
-  }
-  q->Reset();
+  FS_ASSIGN_OR_RETURN(std::string next,
+                      ReadPage<v1::Site>(*q, limit, "site", response.mutable_sites(),
+                                         [](v1::Site&) { return true; }));
+  response.set_next_page_token(next);
   return response;
 }
 
@@ -772,29 +775,10 @@ absl::StatusOr<v1::ListProjectsResponse> LocalStore::ListProjects(
     return false;
   };
   v1::ListProjectsResponse response;
-  std::string last_id;
-  for (;;) {
-    absl::StatusOr<bool> row = q->Step();
-    if (!row.ok()) {
-      q->Reset();
-      return row.status();
-    }
-    if (!*row) break;
-    v1::Project project;
-    if (!project.ParseFromString(q->ColumnBlob(1))) {
-      q->Reset();
-      return absl::DataLossError(absl::StrCat("project ", q->ColumnText(0), " does not parse"));
-    }
-    if (!matches(project)) continue;
-    if (response.projects_size() == limit) {
-      response.set_next_page_token(EncodePageToken(last_id));
-      break;
-    }
-    project.mutable_audit()->set_version(q->ColumnInt(2));
-    *response.add_projects() = std::move(project);
-    last_id = q->ColumnText(0);
-  }
-  q->Reset();
+  FS_ASSIGN_OR_RETURN(std::string next,
+                      ReadPage<v1::Project>(*q, limit, "project", response.mutable_projects(),
+                                            matches));
+  response.set_next_page_token(next);
   return response;
 }
 
