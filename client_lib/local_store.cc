@@ -82,6 +82,29 @@ std::string EncodePageToken(absl::string_view last_id) {
   return absl::WebSafeBase64Escape(absl::StrCat(kPageTokenPrefix, last_id));
 }
 
+// Reads outbox changes (column 0) until the statement is done; resets it in every case.
+absl::StatusOr<std::vector<v1::Change>> ReadChanges(sqlite::Statement& q) {
+  std::vector<v1::Change> changes;
+  absl::Status status;
+  while (status.ok()) {
+    absl::StatusOr<bool> row = q.Step();
+    if (!row.ok()) {
+      status = row.status();
+      break;
+    }
+    if (!*row) break;
+    v1::Change change;
+    if (!change.ParseFromString(q.ColumnBlob(0))) {
+      status = absl::DataLossError("an outbox entry does not parse");
+      break;
+    }
+    changes.push_back(std::move(change));
+  }
+  q.Reset();
+  if (!status.ok()) return status;
+  return changes;
+}
+
 // Reads the rows (doc_id, payload, version) of a list query into one page of `out`: parses each
 // payload, lets `keep` filter and complete it, stops after `limit` kept rows and returns the next
 // page token ("" on the last page). Resets the statement in every case.
@@ -295,24 +318,7 @@ absl::StatusOr<std::vector<v1::Change>> LocalStore::OutboxOf(absl::string_view c
                                    "ORDER BY device_seq"));
   q->Bind(1, collection);
   q->Bind(2, id);
-  std::vector<v1::Change> changes;
-  for (;;) {
-    absl::StatusOr<bool> row = q->Step();
-    if (!row.ok()) {
-      q->Reset();
-      return row.status();
-    }
-    if (!*row) break;
-    v1::Change change;
-    if (!change.ParseFromString(q->ColumnBlob(0))) {
-      q->Reset();
-      return absl::DataLossError(
-          absl::StrCat("outbox entry of ", collection, " ", id, " does not parse"));
-    }
-    changes.push_back(std::move(change));
-  }
-  q->Reset();
-  return changes;
+  return ReadChanges(*q);
 }
 
 absl::StatusOr<LocalDocument> LocalStore::LoadDocument(absl::string_view collection,
@@ -456,23 +462,7 @@ absl::StatusOr<std::vector<v1::Change>> LocalStore::OutboxAfter(int64_t after_se
                                                   "ORDER BY device_seq LIMIT ?2"));
   q->Bind(1, after_seq);
   q->Bind(2, limit);
-  std::vector<v1::Change> changes;
-  for (;;) {
-    absl::StatusOr<bool> row = q->Step();
-    if (!row.ok()) {
-      q->Reset();
-      return row.status();
-    }
-    if (!*row) break;
-    v1::Change change;
-    if (!change.ParseFromString(q->ColumnBlob(0))) {
-      q->Reset();
-      return absl::DataLossError("an outbox entry does not parse");
-    }
-    changes.push_back(std::move(change));
-  }
-  q->Reset();
-  return changes;
+  return ReadChanges(*q);
 }
 
 absl::StatusOr<int64_t> LocalStore::CountOutboxAfter(int64_t after_seq) {

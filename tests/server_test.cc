@@ -134,16 +134,9 @@ class ServerTest : public ::testing::Test {
 
   // Rows in the server's change log, read straight from the SQLite file.
   int64_t ChangeLogRows() {
-    sqlite3* db = nullptr;
-    sqlite3_open_v2(server_.db_path().c_str(), &db, SQLITE_OPEN_READONLY, nullptr);
-    sqlite3_stmt* st = nullptr;
-    sqlite3_prepare_v2(db, "SELECT COUNT(*) FROM change_log", -1, &st, nullptr);
-    sqlite3_step(st);
-    int64_t n = sqlite3_column_int64(st, 0);
-    sqlite3_finalize(st);
-    sqlite3_close(db);
-    return n;
+    return testing::QueryInt(server_.db_path(), "SELECT COUNT(*) FROM change_log");
   }
+
 
   testing::TempDir dir_;
   testing::ServerProcess server_;

@@ -131,17 +131,7 @@ class SyncProtocolTest : public ::testing::Test {
     return pages;
   }
 
-  int64_t Count(const std::string& sql) {
-    sqlite3* db = nullptr;
-    sqlite3_open_v2(server_.db_path().c_str(), &db, SQLITE_OPEN_READONLY, nullptr);
-    sqlite3_stmt* st = nullptr;
-    sqlite3_prepare_v2(db, sql.c_str(), -1, &st, nullptr);
-    sqlite3_step(st);
-    int64_t n = sqlite3_column_int64(st, 0);
-    sqlite3_finalize(st);
-    sqlite3_close(db);
-    return n;
-  }
+  int64_t Count(const std::string& sql) { return testing::QueryInt(server_.db_path(), sql); }
 
   testing::TempDir dir_;
   testing::ServerProcess server_;

@@ -12,6 +12,7 @@
 #include <thread>
 
 #include <grpcpp/grpcpp.h>
+#include <sqlite3.h>
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/numbers.h"
@@ -73,6 +74,21 @@ CommandResult RunCommand(const std::vector<std::string>& argv,
   unlink(err_path.c_str());
   rmdir(dir.c_str());
   return r;
+}
+
+int64_t QueryInt(const std::string& db_path, const std::string& sql) {
+  sqlite3* db = nullptr;
+  int64_t out = -1;
+  if (sqlite3_open_v2(db_path.c_str(), &db, SQLITE_OPEN_READONLY, nullptr) == SQLITE_OK) {
+    sqlite3_stmt* st = nullptr;
+    if (sqlite3_prepare_v2(db, sql.c_str(), -1, &st, nullptr) == SQLITE_OK &&
+        sqlite3_step(st) == SQLITE_ROW) {
+      out = sqlite3_column_int64(st, 0);
+    }
+    sqlite3_finalize(st);
+  }
+  sqlite3_close(db);
+  return out;
 }
 
 void AddBearer(grpc::ClientContext& ctx, const std::string& token) {

@@ -12,6 +12,7 @@
 
 #include <sys/types.h>
 
+#include <cstdint>
 #include <memory>
 #include <string>
 #include <vector>
@@ -67,6 +68,10 @@ class ServerProcess {
   std::vector<std::string> extra_args_;
   pid_t pid_ = -1;
 };
+
+// The first column of the first row of `sql`, run read-only on the SQLite file `db_path` (a
+// server's database, checked behind its back); -1 if the query fails.
+int64_t QueryInt(const std::string& db_path, const std::string& sql);
 
 // Adds "authorization: Bearer <token>" to a call.
 void AddBearer(grpc::ClientContext& ctx, const std::string& token);
