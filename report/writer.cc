@@ -1,0 +1,1 @@
+#include "fieldsync/report/writer.h"
