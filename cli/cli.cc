@@ -54,7 +54,9 @@ absl::StatusOr<GlobalOptions> ResolveGlobalOptions(const FlagValues& flags,
     }
     options.timeout = absl::Seconds(seconds);
   }
-  options.ca_file = flags.Get("ca-file");
+  options.ca_file = flags.Has("ca-file") ? flags.Get("ca-file") : env.ca_file;
+  options.tls_server_name = flags.Get("tls-server-name");
+  options.tls = flags.Has("tls") || !options.ca_file.empty() || !options.tls_server_name.empty();
   options.device_db = env.device_db.empty() ? std::string(kDefaultDeviceDb) : env.device_db;
   return options;
 }
@@ -75,6 +77,7 @@ Environment EnvironmentFromProcess() {
   if (const char* server = std::getenv("FIELDSYNC_SERVER")) env.server = server;
   if (const char* token = std::getenv("FIELDSYNC_TOKEN")) env.token = token;
   if (const char* device_db = std::getenv("FIELDSYNC_DEVICE_DB")) env.device_db = device_db;
+  if (const char* ca_file = std::getenv("FIELDSYNC_CA_FILE")) env.ca_file = ca_file;
   return env;
 }
 

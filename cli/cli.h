@@ -23,6 +23,8 @@ struct Environment {
   std::string token;
   // $FIELDSYNC_DEVICE_DB: default of --device-db; empty for ./fieldsync-device.db.
   std::string device_db{};
+  // $FIELDSYNC_CA_FILE: default of --ca-file.
+  std::string ca_file{};
 };
 
 // Reads FIELDSYNC_SERVER, FIELDSYNC_TOKEN and FIELDSYNC_DEVICE_DB.

@@ -24,7 +24,9 @@ const std::vector<FlagSpec>& GlobalFlags() {
       {"token", "TOKEN", "bearer token (default: $FIELDSYNC_TOKEN)"},
       {"json", "", "machine output: one JSON object per result (proto field names)"},
       {"timeout", "SECONDS", "deadline of every call (default: 30)"},
-      {"ca-file", "PATH", "use TLS, trusting the root CA certificates in PATH (PEM)"},
+      {"ca-file", "PATH", "use TLS, trusting the CA certificates in PATH ($FIELDSYNC_CA_FILE)"},
+      {"tls", "", "use TLS, trusting the system's root CA certificates"},
+      {"tls-server-name", "NAME", "use TLS; the server's certificate must name NAME"},
       {"help", "", "show help for the command (also -h)"},
       {"version", "", "print the version and exit"},
   };
@@ -83,6 +85,11 @@ class Parser {
   void Option(const std::string& arg) {
     if (arg == "-h") {
       line_.help = true;
+      return;
+    }
+    // "-o FILE" is "--output FILE" (for the commands that have --output).
+    if (arg == "-o") {
+      Option("--output");
       return;
     }
     if (!absl::StartsWith(arg, "--")) {

@@ -10,7 +10,7 @@
 // Grammar: fieldsync [GLOBAL...] COMMAND [SUBCOMMAND...] [OPTION | GLOBAL | ARG]...
 // Global options may appear anywhere; a command's own options only after the command words.
 // Options are "--name VALUE", "--name=VALUE" or, for switches, "--name". A value may start with
-// '-' ("--lat -1.28"). "--" ends the options. "-h" is "--help".
+// '-' ("--lat -1.28"). "--" ends the options. "-h" is "--help", "-o" is "--output".
 #ifndef FIELDSYNC_CLI_COMMAND_LINE_H_
 #define FIELDSYNC_CLI_COMMAND_LINE_H_
 

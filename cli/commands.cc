@@ -58,6 +58,8 @@ const std::vector<GroupSpec>& Groups() {
       {"tokens", "Bearer tokens of users and devices (admin only)."},
       {"device", "This field device, offline: enrollment, sync state, records."},
       {"device records", "Field records on this device; 'fieldsync sync' exchanges them."},
+      {"report", "Verifiable exports for auditors: CSV, XLSX, JSON Lines, IATI."},
+      {"audit", "The hash-chained history of every change."},
   };
   return *kGroups;
 }
@@ -204,6 +206,61 @@ const std::vector<CommandSpec>& Commands() {
        "ending it before --max-events arrived exits 3. On stopping, stderr says which --after\n"
        "resumes."},
 
+      // Reports for auditors.
+      {"report export",
+       {},
+       "Export tables to a file, with a manifest that proves its content.",
+       {{"table", "TABLE[,TABLE]", "what to export (see below); several only for xlsx"},
+        {"kind", "TABLE[,TABLE]", "another name for --table"},
+        {"format", "FORMAT", "csv, xlsx, jsonl or iati (default: from the --output extension)"},
+        {"output", "FILE", "file to write (also -o FILE); its manifest goes to FILE.manifest.json",
+         true},
+        {"from", "YYYY-MM-DD", "records dated on or after (audit trail: changed on or after)"},
+        {"to", "YYYY-MM-DD", "records dated on or before"},
+        {"country", "CC", "only projects in this country"},
+        {"partner", "ID", "only projects of this partner"},
+        {"project", "ID", "only this project"},
+        {"project-kind", "KIND", "only projects of this kind: well, cataract or classroom"},
+        {"progress", "", "show progress on stderr even when it is not a terminal"}},
+       RunReportExport,
+       "Tables: projects, sites, wells, water_quality_tests (water-tests), surgeries, follow_ups,\n"
+       "donations, donation_items, expenditures, audit_trail (audit), reconciliation,\n"
+       "reconciliation_gaps, iati (IATI 2.03 activities; implies --format iati), all (every\n"
+       "table but iati; xlsx only). csv and jsonl hold one table; xlsx one sheet per table\n"
+       "(without --table: every table but the audit trail).\n"
+       "The file is written as FILE.part and renamed to FILE only once its SHA-256 and length\n"
+       "match the manifest the server sends at the end; on any failure or Ctrl-C nothing is\n"
+       "left at FILE (exit 1 after Ctrl-C). The manifest (export id, SHA-256, row counts,\n"
+       "filter, the audit-chain entry the export was cut at) is written to FILE.manifest.json;\n"
+       "--json prints it. Progress (rows and bytes) goes to stderr on a terminal, or with\n"
+       "--progress; never with --json. Needs an auditor, hq or admin token (exit 4 otherwise).\n"
+       "Only a --timeout given bounds the export."},
+      {"report verify",
+       {"FILE"},
+       "Check an exported file against its manifest, offline (and against the server).",
+       {{"manifest", "PATH", "the manifest (default: FILE.manifest.json)"},
+        {"online", "", "also check against the server (implied by --server)"}},
+       RunReportVerify,
+       "Offline: recomputes the file's SHA-256 and length and, if they differ, names the first\n"
+       "changed block (bytes a-b, starting line); counts the rows; for an audit trail in csv\n"
+       "or jsonl recomputes every entry's hash from its columns, checks each prev_hash link,\n"
+       "that no entry is missing and that each old_value is what the field's previous change\n"
+       "left, and names the first entry that fails.\n"
+       "With --server HOST:PORT (or --online) and a token: the server must have recorded the\n"
+       "export with the same manifest, and its audit chain must verify up to the entry the\n"
+       "export was cut at, with the same hash (its history was not rewritten since).\n"
+       "Prints \"OK: ...\" or one \"FAILED: ...\" line per problem. Exit 0 when it verifies,\n"
+       "1 when it does not; 5 when FILE or the manifest cannot be read, 3 and 4 as usual."},
+      {"audit verify",
+       {},
+       "Have the server recompute its change log's hash chain.",
+       {{"from", "SEQ", "first entry to check (default: the first; earlier ones are trusted)"},
+        {"to", "SEQ", "last entry to check (default: the last)"}},
+       RunAuditVerify,
+       "Prints the entries checked and the head's seq and hash, then OK, or FAILED with the\n"
+       "first entry that does not verify and why (changed, missing or inserted). Exit 0 when\n"
+       "the chain verifies, 1 when it does not. --json prints the VerifyAuditChainResponse."},
+
       // Administration.
       {"users list", {}, "List users.", WithPagingFlags({}), RunUsersList},
       {"users create",
@@ -262,8 +319,9 @@ const std::vector<CommandSpec>& Commands() {
        RunDeviceEnroll,
        "Exchanges the code with fieldsyncd at --server (default: $FIELDSYNC_SERVER, else\n"
        "127.0.0.1:50051) for the device's own token, kept in the new database; --token is not\n"
-       "used. The database then syncs with that server only. With --ca-file the connection uses\n"
-       "TLS; give --ca-file to 'sync' too."},
+       "used. The database then syncs with that server only. With --ca-file (or --tls) the\n"
+       "connection uses TLS, and the database then refuses plain text: give --ca-file to 'sync'\n"
+       "too (or set FIELDSYNC_CA_FILE)."},
       {"device status",
        {},
        "Show the device's sync state: pending changes, last sync, cursor, clock, counts.",

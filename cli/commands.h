@@ -67,6 +67,11 @@ absl::Status RunSync(Invocation& inv);
 // stats_command.cc: TrackerService.GetStats.
 absl::Status RunStats(Invocation& inv);
 
+// report_commands.cc: ReportService exports and their verification.
+absl::Status RunReportExport(Invocation& inv);
+absl::Status RunReportVerify(Invocation& inv);
+absl::Status RunAuditVerify(Invocation& inv);
+
 }  // namespace fieldsync::cli
 
 #endif  // FIELDSYNC_CLI_COMMANDS_H_

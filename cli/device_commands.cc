@@ -14,6 +14,7 @@
 #include <string>
 #include <utility>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/time.h"
 #include "cli/commands.h"
@@ -56,9 +57,17 @@ absl::Status Prefixed(absl::string_view what, const absl::Status& status) {
 // A failed call that libfieldsync made to fieldsyncd, worded like the CLI's own calls (see
 // Invocation::FromGrpc); `unreachable_hint` follows when the server could not be reached.
 absl::Status NetworkError(absl::string_view what, const std::string& server,
-                          const absl::Status& status, absl::string_view unreachable_hint) {
+                          const absl::Status& status, absl::string_view unreachable_hint,
+                          const GlobalOptions& options) {
   switch (status.code()) {
     case absl::StatusCode::kUnavailable:
+      if (options.tls && LooksLikeTls(status.message())) {
+        GlobalOptions tls = options;
+        tls.server = server;
+        return absl::Status(status.code(),
+                            absl::StrCat(what, ": ", TlsFailure(tls), ": ", status.message()));
+      }
+      [[fallthrough]];
     case absl::StatusCode::kDeadlineExceeded:
       return WithHint(
           absl::Status(status.code(), absl::StrCat(what, ": cannot reach fieldsyncd at ", server,
@@ -70,6 +79,11 @@ absl::Status NetworkError(absl::string_view what, const std::string& server,
           Prefixed(absl::StrCat(what, ": the server refused this device's token"), status),
           "HQ may have revoked it: ask HQ for a new code ('fieldsync devices enroll-code "
           "DEVICE_ID') and enroll a new --device-db with it");
+    case absl::StatusCode::kResourceExhausted:
+      return WithHint(
+          Prefixed(absl::StrCat(what, ": the server is limiting how often this device syncs"),
+                   status),
+          "nothing is lost; wait as long as the server asks and sync again");
     default:
       return Prefixed(what, status);
   }
@@ -86,9 +100,10 @@ absl::StatusOr<ClientOptions> ClientOptionsFor(const Invocation& inv) {
     }
     std::stringstream pem;
     pem << file.rdbuf();
-    options.use_tls = true;
     options.tls_root_certs_pem = pem.str();
   }
+  options.use_tls = inv.options().tls;
+  options.tls_server_name = inv.options().tls_server_name;
   return options;
 }
 
@@ -103,6 +118,12 @@ absl::StatusOr<std::unique_ptr<Client>> OpenDevice(const Invocation& inv,
                     kEnrollHint);
   }
   absl::StatusOr<std::unique_ptr<Client>> client = Client::Open(path, options);
+  if (client.status().code() == absl::StatusCode::kFailedPrecondition &&
+      absl::StrContains(client.status().message(), "over TLS")) {
+    return WithHint(Prefixed(absl::StrCat("open device database ", path), client.status()),
+                    "give --ca-file PATH (or set FIELDSYNC_CA_FILE), or --tls for a server "
+                    "certificate from a public CA");
+  }
   if (client.status().code() == absl::StatusCode::kFailedPrecondition) {
     return WithHint(Prefixed(absl::StrCat("open device database ", path), client.status()),
                     kEnrollHint);
@@ -156,7 +177,8 @@ absl::Status RunDeviceEnroll(Invocation& inv) {
                         "devices enroll-code DEVICE_ID'");
       default:
         return NetworkError("enroll", server, status,
-                            "check --server; the code stays valid until it is used or expires");
+                            "check --server; the code stays valid until it is used or expires",
+                            inv.options());
     }
   }
   absl::StatusOr<ClientStatus> status = (*client)->Status();
@@ -329,7 +351,8 @@ absl::Status RunSync(Invocation& inv) {
   if (!done.ok()) {
     return NetworkError("sync", server, done.status(),
                         "what this device recorded stays in its database; sync again when the "
-                        "server can be reached");
+                        "server can be reached",
+                        inv.options());
   }
 
   if (inv.json()) {

@@ -88,7 +88,8 @@ std::vector<std::string> NextWords(absl::string_view group,
 
 constexpr absl::string_view kExitCodes =
     "  0   success\n"
-    "  1   any other failure (internal server error, 'sync' stopped with Ctrl-C, ...)\n"
+    "  1   verification failed ('report verify', 'audit verify'), or any other failure\n"
+    "      (internal server error, 'sync' stopped with Ctrl-C, ...)\n"
     "  2   usage error: unknown command or option, missing required option, bad option value\n"
     "  3   fieldsyncd unreachable or no answer within --timeout (UNAVAILABLE, DEADLINE_EXCEEDED)\n"
     "  4   no token, bad or revoked token (UNAUTHENTICATED), or role not allowed "
@@ -136,6 +137,7 @@ std::string TopHelp(const std::vector<CommandSpec>& commands,
       "  FIELDSYNC_TOKEN       default for --token\n"
       "  FIELDSYNC_DEVICE_DB   default for --device-db of 'device ...' and 'sync'\n"
       "                        (else ./fieldsync-device.db)\n"
+      "  FIELDSYNC_CA_FILE     default for --ca-file (TLS with that CA)\n"
       "\nRun 'fieldsync <command> --help' for the options of a command.\n");
 }
 
@@ -161,7 +163,7 @@ std::string CommandHelp(const CommandSpec& command) {
   if (!command.details.empty()) absl::StrAppend(&text, "\n", command.details, "\n");
   absl::StrAppend(&text,
                   "\nGlobal options: --server HOST:PORT, --token TOKEN, --json, --timeout SECONDS, "
-                  "--ca-file PATH\n(see 'fieldsync --help').\n");
+                  "--ca-file PATH, --tls,\n--tls-server-name NAME (see 'fieldsync --help').\n");
   return text;
 }
 

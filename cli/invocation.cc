@@ -6,6 +6,8 @@
 #include <fstream>
 #include <sstream>
 
+#include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "cli/errors.h"
 #include "cli/output.h"
@@ -18,6 +20,25 @@ namespace {
 constexpr int kMaxReceiveBytes = 64 << 20;
 
 }  // namespace
+
+bool LooksLikeTls(absl::string_view message) {
+  const std::string lower = absl::AsciiStrToLower(message);
+  // Not "handshake": SyncService has an RPC of that name.
+  for (absl::string_view word : {"ssl", "certificate", "tls", "peer name"}) {
+    if (absl::StrContains(lower, word)) return true;
+  }
+  return false;
+}
+
+std::string TlsFailure(const GlobalOptions& options) {
+  std::string host = options.tls_server_name;
+  if (host.empty()) host = options.server.substr(0, options.server.rfind(':'));
+  return absl::StrCat(
+      "TLS handshake with ", options.server, " failed: the server's certificate must chain to ",
+      options.ca_file.empty() ? std::string("the system's root CAs (give --ca-file)")
+                              : absl::StrCat("the CA in --ca-file ", options.ca_file),
+      " and name '", host, "' (a certificate problem, or the server does not serve TLS)");
+}
 
 Invocation::Invocation(const CommandLine& line, GlobalOptions options, Io io)
     : line_(line), options_(std::move(options)), io_(io) {}
@@ -35,26 +56,32 @@ void Invocation::Print(const google::protobuf::Message& message) {
 absl::Status Invocation::Connect() {
   if (channel_ != nullptr) return absl::OkStatus();
   std::shared_ptr<grpc::ChannelCredentials> credentials;
-  if (options_.ca_file.empty()) {
+  grpc::ChannelArguments args;
+  if (!options_.tls) {
     credentials = grpc::InsecureChannelCredentials();
   } else {
-    std::ifstream file(options_.ca_file, std::ios::binary);
-    if (!file) {
-      return UsageError(
-          absl::StrCat("--ca-file: cannot read '", options_.ca_file, "': ", std::strerror(errno)));
-    }
-    std::stringstream pem;
-    pem << file.rdbuf();
     grpc::SslCredentialsOptions ssl;
-    ssl.pem_root_certs = pem.str();
+    if (!options_.ca_file.empty()) {
+      std::ifstream file(options_.ca_file, std::ios::binary);
+      if (!file) {
+        return UsageError(absl::StrCat("--ca-file: cannot read '", options_.ca_file, "': ",
+                                       std::strerror(errno)));
+      }
+      std::stringstream pem;
+      pem << file.rdbuf();
+      ssl.pem_root_certs = pem.str();
+    }
     credentials = grpc::SslCredentials(ssl);
+    if (!options_.tls_server_name.empty()) {
+      args.SetSslTargetNameOverride(options_.tls_server_name);
+    }
   }
-  grpc::ChannelArguments args;
   args.SetCompressionAlgorithm(GRPC_COMPRESS_GZIP);
   args.SetMaxReceiveMessageSize(kMaxReceiveBytes);
   channel_ = grpc::CreateCustomChannel(options_.server, credentials, args);
   tracker_ = v1::TrackerService::NewStub(channel_);
   admin_ = v1::AdminService::NewStub(channel_);
+  report_ = v1::ReportService::NewStub(channel_);
   return absl::OkStatus();
 }
 
@@ -121,6 +148,9 @@ absl::Status Invocation::FromGrpc(absl::string_view what, const grpc::Status& st
   if (connected) {
     return absl::Status(code, absl::StrCat(what, ": fieldsyncd at ", options_.server,
                                            " is unavailable, try again: ", detail));
+  }
+  if (options_.tls && LooksLikeTls(detail)) {
+    return absl::Status(code, absl::StrCat(what, ": ", TlsFailure(options_), ": ", detail));
   }
   return absl::Status(code, absl::StrCat(what, ": cannot reach fieldsyncd at ", options_.server,
                                          " (is it running?): ", detail));

@@ -27,6 +27,7 @@
 #include "cli/command_line.h"
 #include "fieldsync/base/status_macros.h"
 #include "fieldsync/v1/admin.grpc.pb.h"
+#include "fieldsync/v1/report.grpc.pb.h"
 #include "fieldsync/v1/tracker.grpc.pb.h"
 #include "google/protobuf/message.h"
 
@@ -34,6 +35,7 @@ namespace fieldsync::cli {
 
 using TrackerStub = v1::TrackerService::Stub;
 using AdminStub = v1::AdminService::Stub;
+using ReportStub = v1::ReportService::Stub;
 
 // The global options, resolved against the environment and the defaults.
 struct GlobalOptions {
@@ -45,12 +47,22 @@ struct GlobalOptions {
   bool json = false;
   // Deadline of each call.
   absl::Duration timeout = absl::Seconds(30);
-  // PEM file of root CAs; empty for an insecure (plaintext) channel.
+  // PEM file of root CAs; empty for the system's roots (with tls) or plain text.
   std::string ca_file;
+  // Connect with TLS (--tls, or implied by --ca-file or --tls-server-name).
+  bool tls = false;
+  // The name the server's certificate must carry instead of the --server host; "" for that host.
+  std::string tls_server_name;
   // Default of the device commands' --device-db: $FIELDSYNC_DEVICE_DB, else
   // ./fieldsync-device.db.
   std::string device_db;
 };
+
+// True when a gRPC error message of a TLS connection is about TLS (handshake, certificate).
+bool LooksLikeTls(absl::string_view message);
+// Says why a TLS connection to options.server may have failed, naming the CA file (or the
+// system's roots) and the name the certificate must carry; for error messages.
+std::string TlsFailure(const GlobalOptions& options);
 
 struct Io {
   std::istream& in;
@@ -96,10 +108,10 @@ class Invocation {
   std::ostream& err() { return io_.err; }
   bool err_is_tty() const { return io_.err_is_tty; }
 
-  // Calls one TrackerService or AdminService method with the token and the deadline. On failure
-  // returns the server's code with a message "<what>: <server message>"; UNAVAILABLE and
-  // DEADLINE_EXCEEDED say that fieldsyncd cannot be reached. UNAUTHENTICATED without calling
-  // when no token was given; a usage error when the --ca-file cannot be read.
+  // Calls one TrackerService, AdminService or ReportService method with the token and the
+  // deadline. On failure returns the server's code with a message "<what>: <server message>";
+  // UNAVAILABLE and DEADLINE_EXCEEDED say that fieldsyncd cannot be reached. UNAUTHENTICATED
+  // without calling when no token was given; a usage error when the --ca-file cannot be read.
   template <typename Request, typename Response>
   absl::Status Call(absl::string_view what,
                     grpc::Status (TrackerStub::*method)(grpc::ClientContext*, const Request&,
@@ -120,6 +132,16 @@ class Invocation {
       return (admin_.get()->*method)(context, request, response);
     });
   }
+  template <typename Request, typename Response>
+  absl::Status Call(absl::string_view what,
+                    grpc::Status (ReportStub::*method)(grpc::ClientContext*, const Request&,
+                                                       Response*),
+                    const Request& request, Response* response) {
+    FS_RETURN_IF_ERROR(Connect());
+    return Invoke(what, [&](grpc::ClientContext* context) {
+      return (report_.get()->*method)(context, request, response);
+    });
+  }
 
   // Calls a server-streaming TrackerService method with the token and hands each message to
   // `on_message`, in order, until the server ends the stream (OK), `on_message` returns false
@@ -131,10 +153,34 @@ class Invocation {
                               grpc::ClientContext*, const Request&),
                           const Request& request, absl::Duration deadline, CallCanceller& canceller,
                           const std::function<bool(const Response&)>& on_message) {
+    FS_RETURN_IF_ERROR(Connect());
+    return ReadStreamOf(what, tracker_.get(), method, request, deadline, canceller, on_message);
+  }
+  // The same for a ReportService method (Export).
+  template <typename Request, typename Response>
+  absl::Status ReadStream(absl::string_view what,
+                          std::unique_ptr<grpc::ClientReader<Response>> (ReportStub::*method)(
+                              grpc::ClientContext*, const Request&),
+                          const Request& request, absl::Duration deadline, CallCanceller& canceller,
+                          const std::function<bool(const Response&)>& on_message) {
+    FS_RETURN_IF_ERROR(Connect());
+    return ReadStreamOf(what, report_.get(), method, request, deadline, canceller, on_message);
+  }
+
+  // Prints one result: JSON with --json, else the "key: value" details.
+  void Print(const google::protobuf::Message& message);
+
+ private:
+  template <typename Stub, typename Request, typename Response>
+  absl::Status ReadStreamOf(absl::string_view what, Stub* stub,
+                            std::unique_ptr<grpc::ClientReader<Response>> (Stub::*method)(
+                                grpc::ClientContext*, const Request&),
+                            const Request& request, absl::Duration deadline,
+                            CallCanceller& canceller,
+                            const std::function<bool(const Response&)>& on_message) {
     grpc::ClientContext context;
     FS_RETURN_IF_ERROR(StartCall(what, deadline, &context));
-    std::unique_ptr<grpc::ClientReader<Response>> reader =
-        (tracker_.get()->*method)(&context, request);
+    std::unique_ptr<grpc::ClientReader<Response>> reader = (stub->*method)(&context, request);
     canceller.Attach(&context);
     bool stopped = false;
     Response message;
@@ -151,10 +197,6 @@ class Invocation {
     return FromGrpc(what, status);
   }
 
-  // Prints one result: JSON with --json, else the "key: value" details.
-  void Print(const google::protobuf::Message& message);
-
- private:
   absl::Status Connect();
   // Connects, checks that a token was given and prepares `context` with it and the deadline.
   absl::Status StartCall(absl::string_view what, absl::Duration deadline,
@@ -169,6 +211,7 @@ class Invocation {
   std::shared_ptr<grpc::Channel> channel_;
   std::unique_ptr<TrackerStub> tracker_;
   std::unique_ptr<AdminStub> admin_;
+  std::unique_ptr<ReportStub> report_;
 };
 
 }  // namespace fieldsync::cli

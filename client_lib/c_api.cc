@@ -1,7 +1,10 @@
 // The C API: a thin shim over fieldsync::client::Client. Converts JSON <-> proto and
 // absl::Status <-> fs_status, and keeps every C++ exception inside.
+#include <cerrno>
 #include <cstdlib>
 #include <cstring>
+#include <fstream>
+#include <sstream>
 #include <exception>
 #include <memory>
 #include <mutex>
@@ -135,6 +138,32 @@ fs_status OpenWith(Open&& open, fs_client** out, char** out_error) {
   return ToC(s);
 }
 
+// ClientOptions from the C options (NULL: the defaults).
+absl::StatusOr<fieldsync::client::ClientOptions> FromC(const fs_connect_options* c) {
+  fieldsync::client::ClientOptions options;
+  if (c == nullptr) return options;
+  if (c->call_timeout_ms < 0 || c->sync_timeout_ms < 0) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        c->call_timeout_ms < 0 ? "call_timeout_ms" : "sync_timeout_ms", ": must not be negative"));
+  }
+  if (c->call_timeout_ms > 0) options.call_timeout_ms = c->call_timeout_ms;
+  options.sync_timeout_ms = c->sync_timeout_ms;
+  options.use_tls = c->use_tls != 0;
+  if (c->ca_file != nullptr) {
+    std::ifstream file(c->ca_file, std::ios::binary);
+    if (!file) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("ca_file: cannot read '", c->ca_file, "': ", std::strerror(errno)));
+    }
+    std::stringstream pem;
+    pem << file.rdbuf();
+    options.tls_root_certs_pem = pem.str();
+    options.use_tls = true;
+  }
+  if (c->tls_server_name != nullptr) options.tls_server_name = c->tls_server_name;
+  return options;
+}
+
 }  // namespace
 
 extern "C" {
@@ -149,6 +178,33 @@ fs_status fs_client_enroll(const char* server_address, const char* code, const c
           return absl::InvalidArgumentError("server_address, code and db_path must not be NULL");
         }
         return Client::Enroll(server_address, code, db_path);
+      },
+      out, out_error);
+}
+
+fs_status fs_client_enroll_with(const char* server_address, const char* code,
+                                const char* db_path, const fs_connect_options* options,
+                                fs_client** out, char** out_error) {
+  return OpenWith(
+      [&]() -> absl::StatusOr<std::unique_ptr<Client>> {
+        if (server_address == nullptr || code == nullptr || db_path == nullptr) {
+          return absl::InvalidArgumentError("server_address, code and db_path must not be NULL");
+        }
+        absl::StatusOr<fieldsync::client::ClientOptions> opts = FromC(options);
+        if (!opts.ok()) return opts.status();
+        return Client::Enroll(server_address, code, db_path, *opts);
+      },
+      out, out_error);
+}
+
+fs_status fs_client_open_with(const char* db_path, const fs_connect_options* options,
+                              fs_client** out, char** out_error) {
+  return OpenWith(
+      [&]() -> absl::StatusOr<std::unique_ptr<Client>> {
+        if (db_path == nullptr) return absl::InvalidArgumentError("db_path: must not be NULL");
+        absl::StatusOr<fieldsync::client::ClientOptions> opts = FromC(options);
+        if (!opts.ok()) return opts.status();
+        return Client::Open(db_path, *opts);
       },
       out, out_error);
 }

@@ -87,11 +87,17 @@ std::shared_ptr<grpc::Channel> MakeChannel(const std::string& address,
   // drop could never complete).
   args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, 500);
   args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 10000);
+  // This channel's connections are its own (not shared through gRPC's process-wide pool with
+  // other Clients of the same server): a channel made anew for a retry really reconnects.
+  args.SetInt(GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, 1);
   std::shared_ptr<grpc::ChannelCredentials> creds;
   if (options.use_tls) {
     grpc::SslCredentialsOptions ssl;
     ssl.pem_root_certs = options.tls_root_certs_pem;
     creds = grpc::SslCredentials(ssl);
+    if (!options.tls_server_name.empty()) {
+      args.SetSslTargetNameOverride(options.tls_server_name);
+    }
   } else {
     creds = grpc::InsecureChannelCredentials();
   }
@@ -135,6 +141,7 @@ absl::StatusOr<std::unique_ptr<Client>> Client::Enroll(const std::string& server
     FS_RETURN_IF_ERROR(store->SetState(kPartnerIdKey, response.partner_id()));
     FS_RETURN_IF_ERROR(store->SetState(kTokenKey, response.token()));
     FS_RETURN_IF_ERROR(store->SetState(kServerAddressKey, server_address));
+    if (options.use_tls) FS_RETURN_IF_ERROR(store->SetState(kServerTlsKey, "1"));
     // A device enrolled again continues its numbering: a change numbered at or below what the
     // server already applied would be taken for a replay and silently skipped.
     FS_RETURN_IF_ERROR(store->SetStateInt(kAckedSeqKey, response.acked_device_seq()));
@@ -156,7 +163,7 @@ absl::StatusOr<std::unique_ptr<Client>> Client::Open(const std::string& db_path,
     return absl::FailedPreconditionError(
         absl::StrCat(db_path, " is not enrolled (no store there): call Client::Enroll first"));
   }
-  FS_ASSIGN_OR_RETURN(auto app_store, LocalStore::Open(db_path));
+  FS_ASSIGN_OR_RETURN(auto app_store, LocalStore::Open(db_path, options.max_store_bytes));
   FS_ASSIGN_OR_RETURN(std::string device_id, app_store->GetState(kDeviceIdKey));
   if (device_id.empty()) {
     return absl::FailedPreconditionError(
@@ -165,12 +172,19 @@ absl::StatusOr<std::unique_ptr<Client>> Client::Open(const std::string& db_path,
   auto impl = std::make_unique<ClientImpl>(options, device_id);
   FS_ASSIGN_OR_RETURN(impl->token, app_store->GetState(kTokenKey));
   FS_ASSIGN_OR_RETURN(impl->server_address, app_store->GetState(kServerAddressKey));
+  FS_ASSIGN_OR_RETURN(std::string enrolled_tls, app_store->GetState(kServerTlsKey));
+  if (enrolled_tls == "1" && !options.use_tls) {
+    // Plain text would send the device's token (and its patients' records) in the clear.
+    return absl::FailedPreconditionError(absl::StrCat(
+        db_path, " enrolled with ", impl->server_address,
+        " over TLS: open it with use_tls (and the CA the server's certificate chains to)"));
+  }
   FS_ASSIGN_OR_RETURN(int64_t offset, app_store->GetStateInt(kClockOffsetKey));
   FS_ASSIGN_OR_RETURN(sync::Hlc latest, app_store->LatestKnownHlc());
   impl->clock.set_offset_ms(offset);
   impl->clock.Restore(latest);
   impl->app_store = std::move(app_store);
-  FS_ASSIGN_OR_RETURN(impl->sync_store, LocalStore::Open(db_path));
+  FS_ASSIGN_OR_RETURN(impl->sync_store, LocalStore::Open(db_path, options.max_store_bytes));
   impl->channel = MakeChannel(impl->server_address, options);
   impl->stub = v1::SyncService::NewStub(impl->channel);
   return std::unique_ptr<Client>(new Client(std::move(impl)));
@@ -180,6 +194,19 @@ absl::StatusOr<std::unique_ptr<Client>> Client::Open(const std::string& db_path,
 
 absl::Status ClientImpl::Write(absl::string_view collection, absl::string_view id,
                                const EditFn& edit) {
+  absl::Status s = WriteOnce(collection, id, edit);
+  if (s.code() == absl::StatusCode::kResourceExhausted) {
+    // The transaction rolled back whole: say so in words an app can show.
+    return absl::ResourceExhaustedError(
+        absl::StrCat("the device's storage is full: ", collection, " ", id,
+                     " was not saved (earlier data is intact; free space and try again): ",
+                     s.message()));
+  }
+  return s;
+}
+
+absl::Status ClientImpl::WriteOnce(absl::string_view collection, absl::string_view id,
+                                   const EditFn& edit) {
   // Caller holds app_mu.
   FS_ASSIGN_OR_RETURN(auto tx, app_store->Begin());
   FS_ASSIGN_OR_RETURN(LocalDocument doc, app_store->LoadDocument(collection, id));

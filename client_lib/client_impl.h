@@ -71,6 +71,7 @@ struct ClientImpl {
   // Stamps and stores one edit of (collection, id) in one durable transaction: one outbox
   // change, the view refreshed. Holds app_mu.
   absl::Status Write(absl::string_view collection, absl::string_view id, const EditFn& edit);
+  absl::Status WriteOnce(absl::string_view collection, absl::string_view id, const EditFn& edit);
   // Reference checks the server makes, against the local view (app_mu held).
   absl::Status CheckRecordReferences(const v1::Record& record);
   absl::StatusOr<v1::Project> ReferencedProject(absl::string_view path, absl::string_view id);

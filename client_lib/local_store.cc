@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <iterator>
+#include <optional>
 #include <set>
 #include <utility>
 
@@ -10,6 +11,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
 #include "fieldsync/base/ids.h"
 #include "fieldsync/base/status_macros.h"
 #include "fieldsync/model/validate.h"
@@ -171,6 +173,75 @@ absl::StatusOr<sync::Hlc> DecodeOptionalHlc(absl::string_view text, absl::string
   return sync::Hlc::Decode(text, path);
 }
 
+// The scope checksum of server_fields, kept up to date page by page so that a sync need not
+// re-read every stored field (which made a sync with nothing to do cost O(documents)). Stored in
+// sync_state as "<64 hex digits>:<documents>:<last pages since a full recomputation>"; absent
+// (or unreadable) means unknown, and the next last page recomputes it in full.
+constexpr char kServerDigestKey[] = "server_digest";
+// A full recomputation at least every this many last pages, so that server_fields rows changed
+// other than through ApplyPage (a damaged file) are still caught by the checksum comparison.
+constexpr int64_t kFullChecksumEvery = 64;
+
+struct RunningDigest {
+  bool valid = false;
+  std::string digest = std::string(32, '\0');
+  int64_t documents = 0;
+  int64_t since_full = 0;
+};
+
+RunningDigest ParseDigest(absl::string_view text) {
+  RunningDigest d;
+  std::vector<absl::string_view> parts = absl::StrSplit(text, ':');
+  if (parts.size() != 3 || parts[0].size() != 64 || !absl::SimpleAtoi(parts[1], &d.documents) ||
+      !absl::SimpleAtoi(parts[2], &d.since_full)) {
+    return RunningDigest();
+  }
+  d.digest = absl::HexStringToBytes(parts[0]);
+  d.valid = d.digest.size() == 32;
+  return d.valid ? d : RunningDigest();
+}
+
+std::string FormatDigest(const RunningDigest& d) {
+  return absl::StrCat(absl::BytesToHexString(d.digest), ":", d.documents, ":", d.since_full);
+}
+
+// The canonical payload of a live document as server_fields hold it; nullopt for none (no rows,
+// deleted, or a collection the checksum does not cover), exactly as ServerChecksum counts.
+absl::StatusOr<std::optional<std::string>> ServerPayload(sqlite::Database& db,
+                                                         absl::string_view collection,
+                                                         absl::string_view id) {
+  if (sync::PrototypeFor(collection) == nullptr) return std::optional<std::string>();
+  FS_ASSIGN_OR_RETURN(Statement * q, db.Prepare("SELECT path, value FROM server_fields "
+                                                "WHERE collection=?1 AND doc_id=?2"));
+  q->Bind(1, collection);
+  q->Bind(2, id);
+  sync::Document doc;
+  doc.collection = std::string(collection);
+  doc.id = std::string(id);
+  for (;;) {
+    absl::StatusOr<bool> row = q->Step();
+    if (!row.ok()) {
+      q->Reset();
+      return row.status();
+    }
+    if (!*row) break;
+    doc.fields[q->ColumnText(0)].value = q->ColumnBlob(1);
+  }
+  q->Reset();
+  if (doc.fields.empty() || doc.deleted()) return std::optional<std::string>();
+  FS_ASSIGN_OR_RETURN(std::string payload, sync::CanonicalPayload(doc));
+  return std::optional<std::string>(std::move(payload));
+}
+
+// XORs one document in or out of `d` (`delta` +1 or -1 on the count).
+void ToggleDigest(RunningDigest& d, absl::string_view collection, absl::string_view id,
+                  absl::string_view payload, int delta) {
+  sync::ScopeChecksum one;
+  one.Add(collection, id, payload);
+  for (size_t i = 0; i < 32; ++i) d.digest[i] ^= one.Digest()[i];
+  d.documents += delta;
+}
+
 }  // namespace
 
 absl::StatusOr<sync::Change> ToEngineChange(const v1::Change& change, absl::string_view device_id) {
@@ -201,11 +272,20 @@ void DeriveRecordFields(v1::Record& record) {
   }
 }
 
-absl::StatusOr<std::unique_ptr<LocalStore>> LocalStore::Open(const std::string& path) {
+absl::StatusOr<std::unique_ptr<LocalStore>> LocalStore::Open(const std::string& path,
+                                                             int64_t max_bytes) {
   sqlite::OpenOptions options;
   options.synchronous = "FULL";     // a local write survives a power cut before the app hears OK
   options.busy_timeout_ms = 30000;  // the other connection's transactions are short
   FS_ASSIGN_OR_RETURN(auto db, sqlite::Database::Open(path, options));
+  if (max_bytes > 0) {
+    FS_ASSIGN_OR_RETURN(Statement * ps, db->Prepare("PRAGMA page_size"));
+    FS_ASSIGN_OR_RETURN(bool row, ps->Step());
+    int64_t page = row ? std::max<int64_t>(ps->ColumnInt(0), 512) : 4096;
+    ps->Reset();
+    FS_RETURN_IF_ERROR(db->Exec(
+        absl::StrCat("PRAGMA max_page_count = ", std::max<int64_t>(1, max_bytes / page))));
+  }
   std::unique_ptr<LocalStore> store(new LocalStore(std::move(db)));
   FS_RETURN_IF_ERROR(store->Migrate());
   return store;
@@ -481,6 +561,8 @@ absl::StatusOr<PageOutcome> LocalStore::ApplyPage(const v1::PullPage& page) {
   PageOutcome outcome;
   FS_ASSIGN_OR_RETURN(auto tx, Begin());
   FS_ASSIGN_OR_RETURN(int64_t epoch, GetStateInt(kEpochKey));
+  FS_ASSIGN_OR_RETURN(std::string digest_text, GetState(kServerDigestKey));
+  RunningDigest running = ParseDigest(digest_text);
   std::set<std::pair<std::string, std::string>> touched;
   for (int d = 0; d < page.documents_size(); ++d) {
     const v1::DocumentDelta& delta = page.documents(d);
@@ -488,6 +570,18 @@ absl::StatusOr<PageOutcome> LocalStore::ApplyPage(const v1::PullPage& page) {
       return absl::DataLossError(
           absl::StrCat("pull page: documents[", d, "] has no valid collection and id"));
     }
+    touched.emplace(delta.collection(), delta.doc_id());
+  }
+  if (running.valid) {
+    // The page's documents leave the running checksum as they were, and re-enter it below as
+    // they are after the page.
+    for (const auto& [collection, id] : touched) {
+      FS_ASSIGN_OR_RETURN(std::optional<std::string> before, ServerPayload(*db_, collection, id));
+      if (before) ToggleDigest(running, collection, id, *before, -1);
+    }
+  }
+  for (int d = 0; d < page.documents_size(); ++d) {
+    const v1::DocumentDelta& delta = page.documents(d);
     for (const v1::DeltaField& f : delta.fields()) {
       FS_ASSIGN_OR_RETURN(
           sync::Hlc hlc,
@@ -506,10 +600,15 @@ absl::StatusOr<PageOutcome> LocalStore::ApplyPage(const v1::PullPage& page) {
       st->Bind(7, epoch);
       FS_RETURN_IF_ERROR(st->Run());
     }
-    touched.emplace(delta.collection(), delta.doc_id());
     ++outcome.documents;
   }
   for (const auto& [collection, id] : touched) FS_RETURN_IF_ERROR(RefreshView(collection, id));
+  if (running.valid) {
+    for (const auto& [collection, id] : touched) {
+      FS_ASSIGN_OR_RETURN(std::optional<std::string> after, ServerPayload(*db_, collection, id));
+      if (after) ToggleDigest(running, collection, id, *after, +1);
+    }
+  }
   FS_RETURN_IF_ERROR(SetState(kCursorKey, page.cursor()));
   FS_RETURN_IF_ERROR(RaiseLastHlc(outcome.max_hlc));
 
@@ -553,12 +652,34 @@ absl::StatusOr<PageOutcome> LocalStore::ApplyPage(const v1::PullPage& page) {
     FS_RETURN_IF_ERROR(drop->Run());
     for (const auto& [collection, id] : done) FS_RETURN_IF_ERROR(RefreshView(collection, id));
 
-    if (!page.scope_checksum().empty()) {
+    // The checksum of server_fields: the running one, or a full recomputation after a repair
+    // (old epochs dropped), when unknown, and every kFullChecksumEvery last pages.
+    auto recompute = [&]() -> absl::Status {
       int64_t count = 0;
-      FS_ASSIGN_OR_RETURN(outcome.local_checksum, ServerChecksum(&count));
+      FS_ASSIGN_OR_RETURN(std::string hex, ServerChecksum(&count));
+      running.valid = true;
+      running.digest = absl::HexStringToBytes(hex);
+      running.documents = count;
+      running.since_full = 0;
+      return absl::OkStatus();
+    };
+    if (repairing != 0 || !running.valid || running.since_full + 1 >= kFullChecksumEvery) {
+      FS_RETURN_IF_ERROR(recompute());
+    } else {
+      ++running.since_full;
+    }
+    if (!page.scope_checksum().empty()) {
+      outcome.local_checksum = absl::BytesToHexString(running.digest);
       outcome.checksum_checked = true;
-      outcome.checksum_matched =
-          outcome.local_checksum == page.scope_checksum() && count == page.scope_documents();
+      outcome.checksum_matched = outcome.local_checksum == page.scope_checksum() &&
+                                 running.documents == page.scope_documents();
+      if (!outcome.checksum_matched && running.since_full != 0) {
+        // Before a repair, make sure it is the stored state that differs, not the running sum.
+        FS_RETURN_IF_ERROR(recompute());
+        outcome.local_checksum = absl::BytesToHexString(running.digest);
+        outcome.checksum_matched = outcome.local_checksum == page.scope_checksum() &&
+                                   running.documents == page.scope_documents();
+      }
       if (!outcome.checksum_matched) {
         if (repairing != 0) {
           outcome.mismatch_after_repair = true;
@@ -573,6 +694,7 @@ absl::StatusOr<PageOutcome> LocalStore::ApplyPage(const v1::PullPage& page) {
       }
     }
   }
+  if (running.valid) FS_RETURN_IF_ERROR(SetState(kServerDigestKey, FormatDigest(running)));
   FS_RETURN_IF_ERROR(tx.Commit());
   return outcome;
 }

@@ -45,6 +45,8 @@ inline constexpr char kDeviceIdKey[] = "device_id";
 inline constexpr char kPartnerIdKey[] = "partner_id";
 inline constexpr char kTokenKey[] = "token";
 inline constexpr char kServerAddressKey[] = "server_address";
+// "1" when the device enrolled over TLS: it never talks to that server in plain text again.
+inline constexpr char kServerTlsKey[] = "server_tls";
 inline constexpr char kCursorKey[] = "cursor";
 inline constexpr char kLastHlcKey[] = "last_hlc";
 inline constexpr char kClockOffsetKey[] = "clock_offset_ms";
@@ -97,7 +99,10 @@ class LocalStore {
  public:
   // Opens (creating if needed) and migrates the store. FAILED_PRECONDITION for a store written
   // by a newer library.
-  static absl::StatusOr<std::unique_ptr<LocalStore>> Open(const std::string& path);
+  // `max_bytes` > 0 caps the file (PRAGMA max_page_count): past it, writes fail with
+  // RESOURCE_EXHAUSTED as on a full disk.
+  static absl::StatusOr<std::unique_ptr<LocalStore>> Open(const std::string& path,
+                                                          int64_t max_bytes = 0);
 
   // BEGIN IMMEDIATE: the write lock is taken at once, so a transaction never fails half-way
   // for a lock held by the other connection (it waits up to the busy timeout instead).

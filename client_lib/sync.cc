@@ -18,6 +18,12 @@ namespace fieldsync::client {
 namespace {
 
 constexpr int kDefaultMaxPushChanges = 100;
+// Largest push request, in bytes of protobuf: the server refuses requests over 4 MiB
+// (RESOURCE_EXHAUSTED, which would be retried in vain), so batches of large records are cut
+// below that whatever the server's max_push_changes.
+constexpr size_t kMaxPushBytes = 3 << 20;
+// The server's retry hint on RESOURCE_EXHAUSTED (server/rate_limit.h).
+constexpr char kRetryAfterMetadata[] = "retry-after-ms";
 
 bool IsTransient(const absl::Status& s) {
   switch (s.code()) {
@@ -65,6 +71,10 @@ class Round {
     return Pull();
   }
   bool progressed() const { return progressed_; }
+  // The wait the server asked for with its last refusal (RESOURCE_EXHAUSTED), or 0.
+  int64_t retry_after_ms() const { return retry_after_ms_; }
+  // Calls end by `deadline` at the latest (the whole Sync()'s); default: no such bound.
+  void set_deadline(std::chrono::system_clock::time_point deadline) { deadline_ = deadline; }
 
   absl::Status Handshake() {
     FS_RETURN_IF_ERROR(CheckCancelled());
@@ -99,8 +109,9 @@ class Round {
   }
 
   void Prepare(grpc::ClientContext& ctx) {
-    ctx.set_deadline(std::chrono::system_clock::now() +
-                     std::chrono::milliseconds(impl_.options.call_timeout_ms));
+    ctx.set_deadline(std::min(deadline_, std::chrono::system_clock::now() +
+                                             std::chrono::milliseconds(
+                                                 impl_.options.call_timeout_ms)));
     ctx.AddMetadata("authorization", absl::StrCat("Bearer ", impl_.token));
     if (impl_.options.compress) ctx.set_compression_algorithm(GRPC_COMPRESS_GZIP);
   }
@@ -111,8 +122,19 @@ class Round {
   }
 
   // A gRPC failure, unless it is our own cancellation.
-  absl::Status Failed(const grpc::Status& status, absl::string_view rpc) {
+  absl::Status Failed(const grpc::Status& status, absl::string_view rpc,
+                      const grpc::ClientContext& ctx) {
     if (Cancelled()) return absl::CancelledError("sync cancelled");
+    if (status.error_code() == grpc::StatusCode::RESOURCE_EXHAUSTED) {
+      const auto& trailers = ctx.GetServerTrailingMetadata();
+      auto hint = trailers.find(kRetryAfterMetadata);
+      int64_t ms = 0;
+      if (hint != trailers.end() &&
+          absl::SimpleAtoi(absl::string_view(hint->second.data(), hint->second.size()), &ms) &&
+          ms > 0) {
+        retry_after_ms_ = ms;
+      }
+    }
     absl::Status s = FromGrpc(status, rpc);
     // The server going away mid-call (restart, proxy cut) shows up as CANCELLED too; it was not
     // ours, so it is a link failure worth retrying.
@@ -157,7 +179,7 @@ class Round {
       status = impl_.stub->Handshake(&ctx, request, &response);
     }
     int64_t received_ms = impl_.physical();
-    if (!status.ok()) return Failed(status, "Handshake");
+    if (!status.ok()) return Failed(status, "Handshake", ctx);
     FS_RETURN_IF_ERROR(Fault("Handshake"));
     if (response.protocol_version() != v1::PROTOCOL_VERSION_1) {
       return absl::FailedPreconditionError(
@@ -212,6 +234,12 @@ class Round {
       FS_RETURN_IF_ERROR(CheckCancelled());
       FS_ASSIGN_OR_RETURN(std::vector<v1::Change> batch, store_.OutboxAfter(acked, max_push_));
       if (batch.empty()) return absl::OkStatus();
+      size_t bytes = 0, fits = 0;
+      for (; fits < batch.size(); ++fits) {
+        bytes += batch[fits].ByteSizeLong() + 8;  // + the field's tag and length
+        if (fits > 0 && bytes > kMaxPushBytes) break;
+      }
+      batch.resize(fits);
       v1::PushRequest request;
       for (v1::Change& c : batch) *request.add_changes() = c;
       v1::PushResponse response;
@@ -223,7 +251,7 @@ class Round {
         status = impl_.stub->Push(&ctx, request, &response);
       }
       if (!status.ok()) {
-        absl::Status s = Failed(status, "Push");
+        absl::Status s = Failed(status, "Push", ctx);
         if (s.code() == absl::StatusCode::kInvalidArgument) {
           int i = ChangeIndex(s.message());
           if (i >= 0 && i < static_cast<int>(batch.size())) {
@@ -327,7 +355,7 @@ class Round {
     grpc::Status status = reader->Finish();
     if (!stopped.ok()) return stopped;
     if (last) return absl::OkStatus();
-    if (!status.ok()) return Failed(status, "Pull");
+    if (!status.ok()) return Failed(status, "Pull", ctx);
     return absl::UnavailableError("Pull: the stream ended before its last page");
   }
 
@@ -337,6 +365,8 @@ class Round {
   const ProgressCallback& callback_;
   int max_push_ = kDefaultMaxPushChanges;
   bool progressed_ = false;
+  int64_t retry_after_ms_ = 0;
+  std::chrono::system_clock::time_point deadline_ = std::chrono::system_clock::time_point::max();
 };
 
 }  // namespace
@@ -362,8 +392,13 @@ absl::StatusOr<SyncProgress> ClientImpl::Sync(const ProgressCallback& callback) 
 
   SyncProgress progress;
   int attempt = 0;
+  const auto sync_deadline =
+      options.sync_timeout_ms > 0
+          ? std::chrono::system_clock::now() + std::chrono::milliseconds(options.sync_timeout_ms)
+          : std::chrono::system_clock::time_point::max();
   for (;;) {
     Round round(*this, progress, callback);
+    round.set_deadline(sync_deadline);
     absl::Status s = round.Run();
     if (s.ok()) break;
     {
@@ -371,14 +406,29 @@ absl::StatusOr<SyncProgress> ClientImpl::Sync(const ProgressCallback& callback) 
       if (cancelled) return absl::CancelledError("sync cancelled");
     }
     if (!IsTransient(s)) return s;
+    if (s.code() == absl::StatusCode::kUnavailable ||
+        s.code() == absl::StatusCode::kDeadlineExceeded) {
+      // The link failed: retry on a fresh channel. gRPC 1.51's subchannel, once a connection
+      // died inside its HTTP/2 handshake (the first ~100 bytes), can fail every later reconnect
+      // until it is destroyed (tests/network_fault_test.cc, CutInsideTheHttp2PrefaceIsRecovered).
+      channel = MakeChannel(server_address, options);
+      stub = v1::SyncService::NewStub(channel);
+    }
     if (round.progressed()) attempt = 0;
     if (++attempt >= options.retry.max_attempts) {
       return absl::Status(s.code(), absl::StrCat(s.message(), " (gave up after ", attempt,
                                                  " attempts without progress)"));
     }
+    // A server that asked us to wait (rate limit) gets at least that long.
+    const auto wait = std::max(Backoff(options.retry, attempt),
+                               std::chrono::milliseconds(round.retry_after_ms()));
+    if (std::chrono::system_clock::now() + wait >= sync_deadline) {
+      return absl::Status(s.code(), absl::StrCat(s.message(), " (sync_timeout_ms of ",
+                                                 options.sync_timeout_ms, " ms reached)"));
+    }
     progress.retries += 1;
     std::unique_lock<std::mutex> lock(cancel_mu);
-    if (cancel_cv.wait_for(lock, Backoff(options.retry, attempt), [&] { return cancelled; })) {
+    if (cancel_cv.wait_for(lock, wait, [&] { return cancelled; })) {
       return absl::CancelledError("sync cancelled");
     }
   }

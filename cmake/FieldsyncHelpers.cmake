@@ -8,6 +8,20 @@ if(FIELDSYNC_SANITIZE)
   target_compile_options(fieldsync_warnings INTERFACE
     -fsanitize=${FIELDSYNC_SANITIZE} -fno-omit-frame-pointer -fno-sanitize-recover=all)
   target_link_options(fieldsync_warnings INTERFACE -fsanitize=${FIELDSYNC_SANITIZE})
+  if(CMAKE_C_COMPILER_ID MATCHES "Clang")
+    # A C program linking our C++ code (the C API test) needs clang's C++ UBSan runtime too,
+    # and that runtime needs libstdc++ on the link line.
+    target_link_options(fieldsync_warnings INTERFACE
+      "$<$<LINK_LANGUAGE:C>:-fsanitize-link-c++-runtime;-lstdc++>")
+  endif()
+endif()
+if(FIELDSYNC_FUZZ)
+  if(NOT CMAKE_CXX_COMPILER_ID MATCHES "Clang")
+    message(FATAL_ERROR "FIELDSYNC_FUZZ needs clang: configure with CC=clang CXX=clang++")
+  endif()
+  # Coverage feedback for libFuzzer from all of our code, not only the fuzz targets.
+  target_compile_options(fieldsync_warnings INTERFACE -fsanitize=fuzzer-no-link)
+  target_link_options(fieldsync_warnings INTERFACE -fsanitize=fuzzer-no-link)
 endif()
 add_library(fieldsync::warnings ALIAS fieldsync_warnings)
 

@@ -226,12 +226,19 @@ class Checker {
   }
 
   // A pseudonymous reference code: 1..64 characters of [A-Za-z0-9-_].
-  absl::Status Ref(absl::string_view field, absl::string_view v) const {
+  // `identifies_patient`: the value is never repeated in the message, which ends up in logs
+  // (a mistyped patient reference is still the patient's, often their name).
+  absl::Status Ref(absl::string_view field, absl::string_view v,
+                   bool identifies_patient = false) const {
     if (v.empty()) return Missing(field);
     bool ok = v.size() <= 64;
     for (char ch : v) {
       ok = ok && ((ch >= 'A' && ch <= 'Z') || (ch >= 'a' && ch <= 'z') ||
                   (ch >= '0' && ch <= '9') || ch == '-' || ch == '_');
+    }
+    if (!ok && identifies_patient) {
+      return Fail(field, "must be 1..64 characters of A-Z a-z 0-9 - _",
+                  absl::StrCat(v.size(), " bytes (not repeated here: it identifies a patient)"));
     }
     if (!ok) return Fail(field, "must be 1..64 characters of A-Z a-z 0-9 - _", Quote(v));
     return absl::OkStatus();
@@ -364,7 +371,7 @@ absl::Status ValidateFollowUp(const v1::FollowUpVisit& visit, absl::string_view 
 }
 
 absl::Status ValidateSurgery(const v1::CataractSurgery& surgery, const Checker& c) {
-  FS_RETURN_IF_ERROR(c.Ref("patient_ref", surgery.patient_ref()));
+  FS_RETURN_IF_ERROR(c.Ref("patient_ref", surgery.patient_ref(), /*identifies_patient=*/true));
   FS_RETURN_IF_ERROR(c.Integer("age_years", surgery.age_years(), 0, 120));
   FS_RETURN_IF_ERROR(c.Enum("sex", surgery.sex(), v1::Sex_IsValid, Presence::kRequired));
   FS_RETURN_IF_ERROR(c.Enum("eye", surgery.eye(), v1::Eye_IsValid, Presence::kRequired));

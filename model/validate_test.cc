@@ -620,7 +620,8 @@ const RecordCase kSurgeryCases[] = {
      "record.cataract_surgery.patient_ref: required"},
     {"PatientRefSpace", ValidSurgeryRecord,
      [](v1::Record& r) { Surgery(r).set_patient_ref("KH 117"); },
-     R"(record.cataract_surgery.patient_ref: must be 1..64 characters of A-Z a-z 0-9 - _, got "KH 117")"},
+     "record.cataract_surgery.patient_ref: must be 1..64 characters of A-Z a-z 0-9 - _, got 6 "
+     "bytes (not repeated here: it identifies a patient)"},
     {"PatientRefName", ValidSurgeryRecord,
      [](v1::Record& r) { Surgery(r).set_patient_ref("Sok.Dara"); },
      "record.cataract_surgery.patient_ref: must be 1..64 characters of A-Z a-z 0-9 - _"},

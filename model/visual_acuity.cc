@@ -104,6 +104,9 @@ absl::StatusOr<VisualAcuity> ParseLogMar(absl::string_view text, absl::string_vi
   }
   va.decimal = std::pow(10.0, -logmar);
   va.normalized = absl::StrCat("logMAR ", normalized);
+  // "logMAR2.0...1" of the maximum length normalises one longer ("logMAR 2.0...1"): refuse it,
+  // so that every accepted notation's normalised form is accepted too (found by fuzzing).
+  if (va.normalized.size() > kMaxTextLength) return NotANotation(path, text);
   return va;
 }
 

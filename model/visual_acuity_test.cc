@@ -80,7 +80,9 @@ INSTANTIATE_TEST_SUITE_P(
                       "logMAR 1e-1", "logMAR nan", "logMAR inf", "logMAR 0x1", "logMAR 6/18", "0/6",
                       "0.0/6", "-6/18", "+6/18", "6/-18", "6/18/2", "6//18", "6.5.1/18", "1e1/18",
                       "inf/6", "nan/6", "6/inf", "six/18", "6/18 OD", "C F", "CFF", "NPLX", "6:18",
-                      "0.5", "6/ 1 8", "6/000000000000000000000000000000000018"),
+                      "0.5", "6/ 1 8", "6/000000000000000000000000000000000018",
+                      // 32 characters whose normalised form ("logMAR 2.0...") would be 33.
+                      "logMAR2.000000000004800000000048"),
     [](const ::testing::TestParamInfo<const char*>& info) { return std::to_string(info.index); });
 
 TEST(ParseVisualAcuity, DefaultPathNamesTheField) {

@@ -31,6 +31,8 @@ constexpr std::initializer_list<v1::Role> kAdmin = {ROLE_ADMIN};
 // Writers of field data: HQ admins and partner devices (scoped to their partner by the Tracker).
 constexpr std::initializer_list<v1::Role> kFieldWriters = {ROLE_ADMIN, ROLE_FIELD_DEVICE};
 constexpr std::initializer_list<v1::Role> kDevices = {ROLE_FIELD_DEVICE};
+// Readers of everything across partners: reports and audit checks.
+constexpr std::initializer_list<v1::Role> kAuditors = {ROLE_ADMIN, ROLE_HQ_VIEWER, ROLE_AUDITOR};
 
 // The one table of who may call what. A field device's reads and writes are further limited
 // to its partner's data by the Tracker.
@@ -68,6 +70,9 @@ const Policy kPolicies[] = {
     {"/fieldsync.v1.AdminService/ListTokens", kAdmin},
     {"/fieldsync.v1.AdminService/RevokeToken", kAdmin},
     {"/fieldsync.v1.AdminService/WhoAmI", kEveryone},
+    {"/fieldsync.v1.ReportService/Export", kAuditors},
+    {"/fieldsync.v1.ReportService/GetExportManifest", kAuditors},
+    {"/fieldsync.v1.ReportService/VerifyAuditChain", kAuditors},
 };
 
 constexpr absl::string_view kSecretPrefix = "fs_";

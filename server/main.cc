@@ -40,6 +40,28 @@ Flags:
   --port-file PATH         write the bound port to PATH once listening (for scripts and tests)
   --synchronous MODE       FULL (default: every acknowledged write survives a power cut) or
                            NORMAL (survives a process crash only)
+  --max-db-mb N            hard cap on the database file in MiB (0: none, the default; 1.5 is
+                           allowed): a write that would pass it answers RESOURCE_EXHAUSTED as
+                           on a full disk and reads go on; restart with a larger cap to write
+
+Per-device limits on SyncService Push and Pull (over a limit: RESOURCE_EXHAUSTED "...; retry
+after N ms" and trailing metadata retry-after-ms; 0 turns a limit off):
+  --device-calls-per-minute N    Push/Pull calls per device per minute (default 6000)
+  --device-call-burst N          calls a rested device may make at once (default 1000)
+  --device-changes-per-minute N  changes pushed per device per minute (default 1000000)
+  --device-change-burst N        changes a rested device may push at once (default 200000,
+                                 at least 1000: one full batch)
+  --device-max-concurrent N      Push/Pull calls of one device running at once (default 8)
+
+ReportService (auditor exports; see docs/REPORTS.md):
+  --iati-org-ref REF       IATI identifier of the reporting organisation, also the prefix of
+                           activity identifiers of projects without one (default XM-DAC-00000,
+                           a placeholder: set your organisation's)
+  --iati-org-name NAME     its name (default "fieldsync NGO network")
+  --iati-org-type CODE     its IATI OrganisationType code (default 21, international NGO)
+  --report-tmp-dir PATH    folder for an XLSX export's temporary file (default: the
+                           database's folder)
+
   --version                print the version and exit
   --help                   print this help and exit
 
@@ -52,8 +74,15 @@ struct Flags {
   std::string tls_cert, tls_key, port_file;
   std::string admin_name = "admin";
   std::string synchronous = "FULL";
+  std::string max_db_mb = "0";
   bool demo_data = false;
   bool create_admin_token = false;
+  std::string iati_org_ref = "XM-DAC-00000";
+  std::string iati_org_name = "fieldsync NGO network";
+  std::string iati_org_type = "21";
+  std::string report_tmp_dir;
+  // Per-device limits, as given (checked and converted in main).
+  std::map<std::string, std::string> limits;
 };
 
 // Parses "--name value" and "--name=value". Returns false (after printing why) on a bad flag.
@@ -62,7 +91,16 @@ bool ParseFlags(int argc, char** argv, Flags& f, bool& exit_now) {
       {"--listen", &f.listen},       {"--db", &f.db},
       {"--tls-cert", &f.tls_cert},   {"--tls-key", &f.tls_key},
       {"--port-file", &f.port_file}, {"--admin-name", &f.admin_name},
-      {"--synchronous", &f.synchronous}};
+      {"--synchronous", &f.synchronous}, {"--max-db-mb", &f.max_db_mb}};
+  for (const char* name : {"--device-calls-per-minute", "--device-call-burst",
+                           "--device-changes-per-minute", "--device-change-burst",
+                           "--device-max-concurrent"}) {
+    values[name] = &f.limits[name];
+  }
+  values["--iati-org-ref"] = &f.iati_org_ref;
+  values["--iati-org-name"] = &f.iati_org_name;
+  values["--iati-org-type"] = &f.iati_org_type;
+  values["--report-tmp-dir"] = &f.report_tmp_dir;
   std::map<std::string, bool*> switches = {{"--demo-data", &f.demo_data},
                                            {"--create-admin-token", &f.create_admin_token}};
   for (int i = 1; i < argc; ++i) {
@@ -118,6 +156,23 @@ int main(int argc, char** argv) {
   bool exit_now = false;
   if (!ParseFlags(argc, argv, flags, exit_now)) return 2;
   if (exit_now) return 0;
+  DeviceLimits device_limits;
+  for (auto& [name, target] : std::map<std::string, int64_t*>{
+           {"--device-calls-per-minute", &device_limits.calls_per_minute},
+           {"--device-call-burst", &device_limits.call_burst},
+           {"--device-changes-per-minute", &device_limits.changes_per_minute},
+           {"--device-change-burst", &device_limits.change_burst},
+           {"--device-max-concurrent", &device_limits.max_concurrent_calls}}) {
+    const std::string& given = flags.limits[name];
+    if (!given.empty() && !absl::SimpleAtoi(given, target)) {
+      std::cerr << "fieldsyncd: " << name << ": not a whole number, got '" << given << "'\n";
+      return 2;
+    }
+  }
+  if (absl::Status s = device_limits.Validate(); !s.ok()) {
+    std::cerr << "fieldsyncd: " << s.message() << "\n";
+    return 2;
+  }
 
   // Block the stop signals in every thread gRPC will start; main waits for them below.
   sigset_t stop_signals;
@@ -139,6 +194,13 @@ int main(int argc, char** argv) {
   SqliteStore::Options store_options;
   store_options.path = flags.db;
   store_options.synchronous = flags.synchronous;
+  double max_db_mb = 0;
+  if (!absl::SimpleAtod(flags.max_db_mb, &max_db_mb) || !(max_db_mb >= 0 && max_db_mb < 1e9)) {
+    std::cerr << "fieldsyncd: --max-db-mb: not a number of MiB >= 0, got '" << flags.max_db_mb
+              << "'\n";
+    return 2;
+  }
+  store_options.max_db_bytes = static_cast<int64_t>(max_db_mb * (1 << 20));
   auto store = SqliteStore::Open(store_options);
   if (!store.ok()) return Fail(store.status());
 
@@ -171,6 +233,22 @@ int main(int argc, char** argv) {
   }
 
   ServerOptions server_options;
+  server_options.iati_org_ref = flags.iati_org_ref;
+  server_options.iati_org_name = flags.iati_org_name;
+  if (!absl::SimpleAtoi(flags.iati_org_type, &server_options.iati_org_type) ||
+      server_options.iati_org_type < 0) {
+    return Fail(absl::InvalidArgumentError(absl::StrCat(
+        "--iati-org-type: not an IATI OrganisationType code, got '", flags.iati_org_type, "'")));
+  }
+  if (flags.iati_org_ref.empty() || flags.iati_org_name.empty()) {
+    return Fail(absl::InvalidArgumentError("--iati-org-ref and --iati-org-name must not be empty"));
+  }
+  server_options.report_temp_dir = flags.report_tmp_dir.empty()
+                                       ? (db_path.has_parent_path() ? db_path.parent_path().string()
+                                                                    : std::string("."))
+                                       : flags.report_tmp_dir;
+  server_options.server_version = kVersion;
+  server_options.device_limits = device_limits;
   server_options.listen = flags.listen;
   server_options.tls_cert_path = flags.tls_cert;
   server_options.tls_key_path = flags.tls_key;

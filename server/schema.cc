@@ -2,6 +2,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "fieldsync/base/status_macros.h"
+#include "server/sqlite_reports.h"
 
 namespace fieldsync::server {
 
@@ -227,6 +228,22 @@ CREATE TABLE enrollments(
   expires_at INTEGER NOT NULL,
   used_at INTEGER);
 )sql",
+    // 2: the audit trail's readable side, written by the one write path in the same transaction
+    // as the change_log entry (and back-filled for older databases by replaying the log, see
+    // BackfillChangeFields): per changed field the value before the change and whether the
+    // change's value won; per entry of a project, site or record, the project it belongs to.
+    R"sql(
+CREATE TABLE change_fields(
+  seq INTEGER NOT NULL,                 -- change_log.seq
+  path TEXT NOT NULL,                   -- document path (fieldsync/sync/document.h)
+  old_value BLOB,                       -- value before the change; NULL when unset
+  outcome TEXT NOT NULL,                -- WON, LOST, APPLIED
+  PRIMARY KEY (seq, path)) WITHOUT ROWID;
+CREATE TABLE change_projects(
+  seq INTEGER PRIMARY KEY,              -- change_log.seq
+  project_id TEXT NOT NULL);
+CREATE INDEX change_projects_by_project ON change_projects(project_id, seq);
+)sql",
 };
 
 }  // namespace
@@ -250,6 +267,7 @@ absl::Status Migrate(sqlite::Database& db) {
   for (int v = current + 1; v <= LatestSchemaVersion(); ++v) {
     FS_ASSIGN_OR_RETURN(auto tx, sqlite::Transaction::Begin(db, sqlite::Transaction::kImmediate));
     FS_RETURN_IF_ERROR(db.Exec(kMigrations[v - 1]));
+    if (v == 2) FS_RETURN_IF_ERROR(BackfillChangeFields(db));
     FS_ASSIGN_OR_RETURN(sqlite::Statement * ins,
                         db.Prepare("INSERT INTO schema_migrations(version) VALUES(?)"));
     ins->Bind(1, v);

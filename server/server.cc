@@ -4,41 +4,109 @@
 #include <grpcpp/grpcpp.h>
 #include <grpcpp/health_check_service_interface.h>
 
+#include <openssl/bio.h>
+#include <openssl/err.h>
+#include <openssl/pem.h>
+#include <openssl/x509.h>
+
+#include <cerrno>
+#include <cstring>
 #include <fstream>
+#include <memory>
 #include <sstream>
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "server/admin.h"
 #include "server/auth.h"
+#include "server/report_service.h"
 #include "server/services.h"
 #include "server/tracker.h"
 
 namespace fieldsync::server {
 
+namespace {
+
+ReporterOptions ReporterOptionsOf(const ServerOptions& o) {
+  ReporterOptions r;
+  r.temp_dir = o.report_temp_dir;
+  r.max_concurrent_exports = o.max_concurrent_exports;
+  r.iati.ref = o.iati_org_ref;
+  r.iati.name = o.iati_org_name;
+  r.iati.type = o.iati_org_type;
+  r.server_version = o.server_version;
+  return r;
+}
+
+}  // namespace
+
 struct FieldsyncServer::Services {
-  explicit Services(Store& store)
-      : auth(store), tracker(store), admin(store), syncer(store, admin),
+  Services(Store& store, const DeviceLimits& limits, const ServerOptions& options)
+      : auth(store), tracker(store), admin(store), limiter(limits),
+        syncer(store, admin, &limiter), reporter(store, ReporterOptionsOf(options)),
         tracker_service(auth, tracker, stopping), admin_service(auth, admin),
-        sync_service(auth, syncer) {}
+        sync_service(auth, syncer), report_service(auth, reporter, stopping) {}
   std::atomic<bool> stopping{false};
   Authenticator auth;
   Tracker tracker;
   Admin admin;
+  DeviceRateLimiter limiter;
   Syncer syncer;
+  Reporter reporter;
   TrackerServiceImpl tracker_service;
   AdminServiceImpl admin_service;
   SyncServiceImpl sync_service;
+  ReportServiceImpl report_service;
 };
 
 namespace {
 
 absl::StatusOr<std::string> ReadFile(const std::string& path, absl::string_view flag) {
   std::ifstream in(path, std::ios::binary);
-  if (!in) return absl::FailedPreconditionError(absl::StrCat(flag, ": cannot read ", path));
+  if (!in) {
+    return absl::FailedPreconditionError(
+        absl::StrCat(flag, ": cannot read ", path, ": ", std::strerror(errno)));
+  }
   std::stringstream ss;
   ss << in.rdbuf();
   return ss.str();
+}
+
+// gRPC reports unusable TLS files only as a port it could not bind; say what is wrong instead.
+absl::Status CheckTlsFiles(const ServerOptions& options, const std::string& cert_pem,
+                           const std::string& key_pem) {
+  std::unique_ptr<BIO, decltype(&BIO_free)> cert_bio(
+      BIO_new_mem_buf(cert_pem.data(), static_cast<int>(cert_pem.size())), &BIO_free);
+  std::unique_ptr<X509, decltype(&X509_free)> cert(
+      PEM_read_bio_X509(cert_bio.get(), nullptr, nullptr, nullptr), &X509_free);
+  if (!cert) {
+    ERR_clear_error();
+    return absl::FailedPreconditionError(absl::StrCat(
+        "--tls-cert: ", options.tls_cert_path, " holds no PEM certificate"));
+  }
+  std::unique_ptr<BIO, decltype(&BIO_free)> key_bio(
+      BIO_new_mem_buf(key_pem.data(), static_cast<int>(key_pem.size())), &BIO_free);
+  std::unique_ptr<EVP_PKEY, decltype(&EVP_PKEY_free)> key(
+      PEM_read_bio_PrivateKey(key_bio.get(), nullptr, nullptr, nullptr), &EVP_PKEY_free);
+  if (!key) {
+    ERR_clear_error();
+    return absl::FailedPreconditionError(absl::StrCat(
+        "--tls-key: ", options.tls_key_path,
+        " holds no unencrypted PEM private key (an encrypted key needs a passphrase fieldsyncd "
+        "cannot ask for)"));
+  }
+  if (X509_check_private_key(cert.get(), key.get()) != 1) {
+    ERR_clear_error();
+    return absl::FailedPreconditionError(absl::StrCat(
+        "--tls-key: ", options.tls_key_path, " is not the private key of the certificate in ",
+        options.tls_cert_path));
+  }
+  if (X509_cmp_current_time(X509_get0_notAfter(cert.get())) <= 0) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "--tls-cert: the certificate in ", options.tls_cert_path,
+        " has expired; clients would refuse it"));
+  }
+  return absl::OkStatus();
 }
 
 }  // namespace
@@ -56,7 +124,8 @@ absl::StatusOr<std::unique_ptr<FieldsyncServer>> FieldsyncServer::Start(
     return absl::InvalidArgumentError("--tls-cert and --tls-key must be given together");
   }
   std::unique_ptr<FieldsyncServer> s(new FieldsyncServer());
-  s->services_ = std::make_unique<Services>(store);
+  if (absl::Status limits = options.device_limits.Validate(); !limits.ok()) return limits;
+  s->services_ = std::make_unique<Services>(store, options.device_limits, options);
 
   std::shared_ptr<grpc::ServerCredentials> creds = grpc::InsecureServerCredentials();
   if (!options.tls_cert_path.empty()) {
@@ -64,6 +133,7 @@ absl::StatusOr<std::unique_ptr<FieldsyncServer>> FieldsyncServer::Start(
     if (!cert.ok()) return cert.status();
     auto key = ReadFile(options.tls_key_path, "--tls-key");
     if (!key.ok()) return key.status();
+    if (absl::Status pair = CheckTlsFiles(options, *cert, *key); !pair.ok()) return pair;
     grpc::SslServerCredentialsOptions ssl;
     ssl.pem_key_cert_pairs.push_back({*key, *cert});
     creds = grpc::SslServerCredentials(ssl);
@@ -77,6 +147,7 @@ absl::StatusOr<std::unique_ptr<FieldsyncServer>> FieldsyncServer::Start(
   builder.RegisterService(&s->services_->tracker_service);
   builder.RegisterService(&s->services_->admin_service);
   builder.RegisterService(&s->services_->sync_service);
+  builder.RegisterService(&s->services_->report_service);
   builder.SetMaxReceiveMessageSize(options.max_receive_message_bytes);
   // Field links are paid by the byte: compress responses for clients that accept gzip.
   builder.SetDefaultCompressionAlgorithm(GRPC_COMPRESS_GZIP);

@@ -11,6 +11,7 @@
 
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
+#include "server/rate_limit.h"
 #include "server/store.h"
 
 namespace grpc {
@@ -28,12 +29,23 @@ struct ServerOptions {
   // Largest request message accepted, in bytes; larger ones get RESOURCE_EXHAUSTED.
   // Default 4 MiB.
   int max_receive_message_bytes = 4 << 20;
+  // Per-device limits on Push and Pull (rate_limit.h).
+  DeviceLimits device_limits;
+  // ReportService: folder for XLSX temporary files (empty: $TMPDIR or /tmp), exports at once
+  // (default 2), the IATI reporting organisation (identifier, name, OrganisationType code), and
+  // the version manifests name.
+  std::string report_temp_dir;
+  int max_concurrent_exports = 2;
+  std::string iati_org_ref = "XM-DAC-00000";
+  std::string iati_org_name = "fieldsync NGO network";
+  int iati_org_type = 21;
+  std::string server_version = "0.1.0";
 };
 
 class FieldsyncServer {
  public:
   // Builds the services and starts listening. FAILED_PRECONDITION if the address cannot be
-  // bound or the TLS files cannot be read.
+  // bound, or the TLS files cannot be read, hold no certificate or key, or do not match.
   static absl::StatusOr<std::unique_ptr<FieldsyncServer>> Start(const ServerOptions& options,
                                                                 Store& store);
   ~FieldsyncServer();

@@ -1,5 +1,6 @@
 #include "server/services.h"
 
+#include "server/rate_limit.h"
 #include "server/rpc.h"
 
 namespace fieldsync::server {
@@ -17,6 +18,20 @@ grpc::Status HandleStream(const Authenticator& auth, grpc::ServerContext* ctx,
       auth.Authorize(AuthorizationOf(*ctx), absl::StrCat("/", service, "/", method));
   if (!who.ok()) return ToGrpcStatus(who.status());
   return ToGrpcStatus(op(*who));
+}
+
+// A device over its rate limit gets the wait in the trailing metadata too ("retry-after-ms"),
+// where a client reads it without parsing the message.
+const absl::Status& AddRetryHint(grpc::ServerContext* ctx, const absl::Status& status) {
+  if (int64_t ms = RetryAfterMs(status); ms >= 0) {
+    ctx->AddTrailingMetadata(kRetryAfterMetadata, std::to_string(ms));
+  }
+  return status;
+}
+template <typename T>
+absl::StatusOr<T> AddRetryHint(grpc::ServerContext* ctx, absl::StatusOr<T> result) {
+  AddRetryHint(ctx, result.status());
+  return result;
 }
 }  // namespace
 
@@ -233,15 +248,15 @@ grpc::Status SyncServiceImpl::Handshake(grpc::ServerContext* ctx, const v1::Hand
 grpc::Status SyncServiceImpl::Push(grpc::ServerContext* ctx, const v1::PushRequest* req,
                                    v1::PushResponse* resp) {
   return Handle(auth_, ctx, kSync, "Push", resp,
-                [&](const Principal& who) { return syncer_.Push(who, *req); });
+                [&](const Principal& who) { return AddRetryHint(ctx, syncer_.Push(who, *req)); });
 }
 
 grpc::Status SyncServiceImpl::Pull(grpc::ServerContext* ctx, const v1::PullRequest* req,
                                    grpc::ServerWriter<v1::PullPage>* writer) {
   return HandleStream(auth_, ctx, kSync, "Pull", [&](const Principal& who) {
-    return syncer_.Pull(who, *req, [&](const v1::PullPage& page) {
+    return AddRetryHint(ctx, syncer_.Pull(who, *req, [&](const v1::PullPage& page) {
       return !ctx->IsCancelled() && writer->Write(page);
-    });
+    }));
   });
 }
 

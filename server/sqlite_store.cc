@@ -19,6 +19,7 @@
 #include "server/change_log.h"
 #include "server/enum_names.h"
 #include "server/schema.h"
+#include "server/sqlite_reports.h"
 
 namespace fieldsync::server {
 
@@ -514,6 +515,15 @@ absl::StatusOr<std::unique_ptr<SqliteStore>> SqliteStore::Open(const Options& op
   wopts.synchronous = options.synchronous;
   FS_ASSIGN_OR_RETURN(auto writer, Database::Open(options.path, wopts));
   FS_RETURN_IF_ERROR(Migrate(*writer));
+  if (options.max_db_bytes > 0) {
+    // Never below the current size (SQLite keeps the larger of the two), at least one page.
+    FS_ASSIGN_OR_RETURN(Statement * ps, writer->Prepare("PRAGMA page_size"));
+    FS_ASSIGN_OR_RETURN(bool row, ps->Step());
+    int64_t page = row ? std::max<int64_t>(ps->ColumnInt(0), 512) : 4096;
+    ps->Reset();
+    FS_RETURN_IF_ERROR(writer->Exec(absl::StrCat(
+        "PRAGMA max_page_count = ", std::max<int64_t>(1, options.max_db_bytes / page))));
+  }
   std::unique_ptr<SqliteStore> store(new SqliteStore(std::move(writer)));
   {
     // The server's clock never goes back past a timestamp it has stored, even if the
@@ -538,6 +548,17 @@ absl::StatusOr<std::unique_ptr<SqliteStore>> SqliteStore::Open(const Options& op
   return store;
 }
 
+struct SqliteStore::PendingWrite {
+  const WriteFn* fn;
+  SqliteStore* store;
+  absl::Status status;
+  bool done = false;
+};
+
+bool SqliteStore::GroupTurn(PendingWrite* w) {
+  return w->done || !w->store->group_running_;
+}
+
 absl::Status SqliteStore::Write(const WriteFn& fn) {
   if (tx_owner_.load() == std::this_thread::get_id()) {
     // Inside RunInTransaction on this thread: the writer lock is already held.
@@ -550,12 +571,80 @@ absl::Status SqliteStore::Write(const WriteFn& fn) {
     }
     return writer_->Exec("RELEASE write");
   }
-  absl::MutexLock lock(&writer_mu_);
-  FS_ASSIGN_OR_RETURN(auto tx, sqlite::Transaction::Begin(*writer_, sqlite::Transaction::kImmediate));
-  FS_RETURN_IF_ERROR(fn(*writer_));
-  FS_RETURN_IF_ERROR(tx.Commit());
+  PendingWrite me{&fn, this, absl::OkStatus()};
+  {
+    absl::MutexLock lock(&group_mu_);
+    group_queue_.push_back(&me);
+    group_mu_.Await(absl::Condition(&SqliteStore::GroupTurn, &me));
+    if (me.done) return me.status;  // a group led by another caller committed it
+    group_running_ = true;
+  }
+  std::vector<PendingWrite*> group;
+  {
+    absl::MutexLock writer_lock(&writer_mu_);
+    {
+      // Everything queued while we waited for the writer joins this group.
+      absl::MutexLock lock(&group_mu_);
+      group.swap(group_queue_);
+    }
+    CommitGroup(group);
+  }
+  absl::MutexLock lock(&group_mu_);
+  for (PendingWrite* w : group) w->done = true;
+  group_running_ = false;
+  return me.status;
+}
+
+void SqliteStore::CommitGroup(const std::vector<PendingWrite*>& group) {
+  auto fail_all = [&](const absl::Status& s) {
+    for (PendingWrite* w : group) w->status = s;
+  };
+  absl::StatusOr<sqlite::Transaction> tx =
+      sqlite::Transaction::Begin(*writer_, sqlite::Transaction::kImmediate);
+  if (!tx.ok()) return fail_all(tx.status());
+  if (group.size() == 1) {
+    // Alone: the transaction is the write's own, as without grouping.
+    PendingWrite* w = group.front();
+    w->status = (*w->fn)(*writer_);
+    if (w->status.ok()) w->status = tx->Commit();
+    if (w->status.ok()) PublishLastSeq();
+    return;
+  }
+  bool any = false;
+  for (PendingWrite* w : group) {
+    absl::Status s = writer_->Exec("SAVEPOINT group_write");
+    if (s.ok()) s = (*w->fn)(*writer_);
+    if (s.ok()) s = writer_->Exec("RELEASE group_write");
+    w->status = s;
+    if (s.ok()) {
+      any = true;
+      continue;
+    }
+    // Undo this write alone. If that fails, SQLite has already rolled the whole transaction
+    // back (disk full, I/O error): nothing of the group stands, and no later write may run
+    // outside a transaction.
+    absl::Status undo = writer_->Exec("ROLLBACK TO group_write");
+    if (undo.ok()) undo = writer_->Exec("RELEASE group_write");
+    if (!undo.ok()) {
+      // The others (applied before, or not yet run) lose nothing they were told was kept;
+      // ABORTED: retry.
+      absl::Status lost = absl::AbortedError(absl::StrCat(
+          "the write was rolled back with a concurrent one that failed: ", s.message()));
+      for (PendingWrite* v : group) {
+        if (v != w) v->status = lost;
+      }
+      return;  // tx's destructor rolls back whatever is left
+    }
+  }
+  if (!any) return;  // nothing to keep: tx's destructor rolls back
+  absl::Status committed = tx->Commit();
+  if (!committed.ok()) {
+    for (PendingWrite* w : group) {
+      if (w->status.ok()) w->status = committed;
+    }
+    return;
+  }
   PublishLastSeq();
-  return absl::OkStatus();
 }
 
 void SqliteStore::PublishLastSeq() {
@@ -675,7 +764,7 @@ absl::StatusOr<v1::Partner> SqliteStore::UpdatePartner(const v1::Partner& partne
     }
     FS_RETURN_IF_ERROR(s);
     int64_t created_at = 0;
-    absl::SimpleAtoi(old.b, &created_at);
+    if (!absl::SimpleAtoi(old.b, &created_at)) created_at = 0;
     StampAudit(out, seq, created_at, now, old.a, actor);
     return absl::OkStatus();
   }));
@@ -1330,8 +1419,9 @@ absl::Status WriteSiteRow(Database& db, const v1::Site& site, absl::string_view 
   return st->Run();
 }
 
+// `existed`: the record had typed rows before this change (else there is nothing to delete).
 absl::Status WriteRecordRow(Database& db, const v1::Record& r, const ProjectRef& project,
-                            int64_t seq, int64_t now, const Actor& actor) {
+                            int64_t seq, int64_t now, const Actor& actor, bool existed) {
   FS_ASSIGN_OR_RETURN(
       Statement * st,
       db.Prepare(absl::StrCat(
@@ -1351,7 +1441,7 @@ absl::Status WriteRecordRow(Database& db, const v1::Record& r, const ProjectRef&
   st->BindBlob(8, StoredPayload(r));
   BindAuditColumns<v1::Record>(*st, 9, seq, now, actor);
   FS_RETURN_IF_ERROR(st->Run());
-  FS_RETURN_IF_ERROR(DeleteProjection(db, r.id()));
+  if (existed) FS_RETURN_IF_ERROR(DeleteProjection(db, r.id()));
   return WriteProjection(db, r);
 }
 
@@ -1439,10 +1529,12 @@ absl::StatusOr<SqliteStore::Applied> SqliteStore::ApplyChange(Database& db,
 
   // Validate the merged document and its references, and find its scope.
   std::string partner_id;
+  std::string project_id;  // of the document, for the audit trail
   ProjectRef project;
   if (collection == "project") {
     auto& p = static_cast<v1::Project&>(*after);
     p.set_id(change.doc_id);
+    project_id = change.doc_id;
     if (!live) return absl::InvalidArgumentError("project._deleted: projects cannot be deleted");
     if (p.status() == v1::PROJECT_STATUS_UNSPECIFIED) p.set_status(v1::PROJECT_STATUS_PLANNED);
     FS_RETURN_IF_ERROR(model::ValidateProject(p));
@@ -1455,6 +1547,7 @@ absl::StatusOr<SqliteStore::Applied> SqliteStore::ApplyChange(Database& db,
     FS_RETURN_IF_ERROR(model::ValidateSite(site));
     FS_ASSIGN_OR_RETURN(project, LookupProject(db, "site.project_id", site.project_id()));
     partner_id = project.partner_id;
+    project_id = site.project_id();
   } else {
     auto& r = static_cast<v1::Record&>(*after);
     r.set_id(change.doc_id);
@@ -1467,6 +1560,7 @@ absl::StatusOr<SqliteStore::Applied> SqliteStore::ApplyChange(Database& db,
     FS_RETURN_IF_ERROR(CheckRecordFitsProject(r, project));
     FS_RETURN_IF_ERROR(CheckSiteInProject(db, "record.site_id", r.site_id(), r.project_id()));
     partner_id = project.partner_id;
+    project_id = r.project_id();
   }
   if (!writer.partner_id.empty() && partner_id != writer.partner_id) {
     // Answered exactly like a project that does not exist: nothing about other partners leaks.
@@ -1508,6 +1602,7 @@ absl::StatusOr<SqliteStore::Applied> SqliteStore::ApplyChange(Database& db,
     st->Bind(13, now);
     FS_RETURN_IF_ERROR(st->Run());
   }
+  FS_RETURN_IF_ERROR(WriteChangeFields(db, seq, project_id, stored.doc, merged));
   if (!merged.changed) return applied;  // logged (and conflicts kept), nothing else moves
 
   for (const sync::FieldOutcome& f : merged.fields) {
@@ -1553,7 +1648,7 @@ absl::StatusOr<SqliteStore::Applied> SqliteStore::ApplyChange(Database& db,
                                     now, writer.actor));
   } else if (live) {
     FS_RETURN_IF_ERROR(WriteRecordRow(db, static_cast<const v1::Record&>(*after), project, seq,
-                                      now, writer.actor));
+                                      now, writer.actor, was_live));
   } else {
     FS_RETURN_IF_ERROR(DeleteRecordRow(db, change.doc_id));
   }
@@ -2033,6 +2128,18 @@ void SqliteStore::WaitForChange(int64_t seq, absl::Duration timeout) {
 }
 
 // --- Change log --------------------------------------------------------------------------------
+
+absl::StatusOr<int64_t> SqliteStore::LogExport(absl::string_view export_id,
+                                               absl::string_view manifest, const Actor& actor) {
+  int64_t seq = 0;
+  FS_RETURN_IF_ERROR(Write([&](Database& db) -> absl::Status {
+    // Only the log moves: an export is no document, so no docs row, no checksum, no sync.
+    FS_ASSIGN_OR_RETURN(seq, AppendChange(db, "export", export_id, "create", actor,
+                                          std::string(manifest), NowMicros()));
+    return absl::OkStatus();
+  }));
+  return seq;
+}
 
 absl::StatusOr<std::vector<ChangeLogEntry>> SqliteStore::ReadChangeLog(int64_t after_seq,
                                                                        int limit) {

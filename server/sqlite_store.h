@@ -33,6 +33,10 @@ class SqliteStore : public Store {
     std::string synchronous = "FULL";
     // Reader connections. Default 4.
     int readers = 4;
+    // Hard cap on the database file, in bytes (PRAGMA max_page_count on the writer); 0 for
+    // none. A write that would grow the file past it fails with RESOURCE_EXHAUSTED exactly as
+    // on a full disk, and is rolled back whole.
+    int64_t max_db_bytes = 0;
   };
 
   static absl::StatusOr<std::unique_ptr<SqliteStore>> Open(const Options& options);
@@ -122,7 +126,15 @@ class SqliteStore : public Store {
   absl::StatusOr<std::vector<ChangeLogEntry>> ReadChangeLog(int64_t after_seq,
                                                             int limit) override;
 
+  // Reports (sqlite_reports.cc).
+  absl::StatusOr<std::unique_ptr<ReportSnapshot>> OpenReportSnapshot() override;
+  absl::StatusOr<int64_t> LogExport(absl::string_view export_id, absl::string_view manifest,
+                                    const Actor& actor) override;
+  absl::StatusOr<ChangeLogEntry> LastEntryOf(absl::string_view collection,
+                                             absl::string_view doc_id) override;
+
  private:
+  friend class SqliteReportSnapshot;
   class ReaderLease;
   using WriteFn = std::function<absl::Status(sqlite::Database&)>;
   using ReadFn = std::function<absl::Status(sqlite::Database&)>;
@@ -164,7 +176,18 @@ class SqliteStore : public Store {
 
   // Runs `fn` on the writer connection in its own transaction, or inside the caller's
   // RunInTransaction (under a savepoint, so a failed write leaves nothing behind).
+  //
+  // Group commit: writes that arrive while another is committing wait in a queue; the next
+  // one to run takes the whole queue and applies it in one transaction, each write under its
+  // own SAVEPOINT (a write that fails is rolled back alone), with one COMMIT — one fsync for
+  // all. Every caller returns only after that COMMIT, with its own write's status (or the
+  // COMMIT's error).
   absl::Status Write(const WriteFn& fn);
+  struct PendingWrite;
+  // True when `w` is done or no group is running (then its caller leads the next one).
+  static bool GroupTurn(PendingWrite* w);
+  // Applies `group` in one transaction on the writer connection. writer_mu_ held.
+  void CommitGroup(const std::vector<PendingWrite*>& group);
   // Runs `fn` on a reader connection.
   absl::Status Read(const ReadFn& fn);
 
@@ -175,6 +198,10 @@ class SqliteStore : public Store {
   absl::CondVar seq_cv_;
   int64_t last_seq_ ABSL_GUARDED_BY(seq_mu_) = 0;
   std::atomic<std::thread::id> tx_owner_{};
+  // Writes waiting for the next group commit, and whether a group is running.
+  absl::Mutex group_mu_;
+  std::vector<PendingWrite*> group_queue_ ABSL_GUARDED_BY(group_mu_);
+  bool group_running_ ABSL_GUARDED_BY(group_mu_) = false;
 
   absl::Mutex readers_mu_;
   std::vector<std::unique_ptr<sqlite::Database>> idle_readers_ ABSL_GUARDED_BY(readers_mu_);

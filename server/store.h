@@ -24,6 +24,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
@@ -111,6 +112,140 @@ struct ChangeLogEntry {
   std::string payload;
   std::string prev_hash;   // hex
   std::string hash;        // hex SHA-256(prev_hash bytes || canonical bytes of this entry)
+};
+
+// --- Reports (ReportService) -------------------------------------------------------------------
+
+// Which rows a report reads. Validated by the caller; empty fields do not filter.
+struct ReportQuery {
+  // Record tables: record_date within [from_date, to_date] (YYYY-MM-DD). Projects: active in
+  // the period (start_date <= to_date and end_date >= from_date, a missing date never
+  // excludes). Audit trail: the UTC day of the server time. Sites: not filtered by date.
+  std::string from_date;
+  std::string to_date;
+  // Of the project: ISO country, partner, the project itself, its kind ("WELL", "CATARACT",
+  // "CLASSROOM" — the short name).
+  std::string country;
+  std::string partner_id;
+  std::string project_id;
+  std::string project_kind;
+};
+
+// Who wrote a document, with names, for a report row.
+struct ReportProvenance {
+  std::string partner_id;
+  std::string partner_name;
+  std::string country;
+  // User or device names of created_by / updated_by (the id itself if it names neither).
+  std::string created_by_name;
+  std::string updated_by_name;
+  // The device whose push created the document; empty if it was created through the API.
+  std::string created_device_id;
+};
+
+// A project with the aggregates of its live records within the query's period.
+struct ReportProject {
+  v1::Project project;  // audit filled
+  ReportProvenance who;
+  int64_t sites = 0;
+  int64_t wells = 0;
+  int64_t wells_functional = 0;
+  int64_t wells_partly_functional = 0;
+  int64_t wells_not_functional = 0;
+  int64_t population_served_functional = 0;  // people served by FUNCTIONAL water points
+  int64_t surgeries = 0;
+  int64_t surgeries_with_day1 = 0;           // with a DAY_1 follow-up
+  int64_t surgeries_with_weeks_4_12 = 0;     // with a WEEKS_4_12 follow-up
+  int64_t good_outcomes_weeks_4_12 = 0;      // WHO good (6/18 or better) at WEEKS_4_12
+  int64_t donations = 0;
+  int64_t items_dispatched = 0;
+  int64_t items_received = 0;
+  int64_t students_reached = 0;
+  int64_t expenditures = 0;
+  // Sum of the expenditures in the budget's currency, minor units.
+  int64_t spend_minor = 0;
+  // Expenditures in another currency than the budget's (not in spend_minor).
+  int64_t expenditures_other_currency = 0;
+};
+
+struct ReportSite {
+  v1::Site site;  // audit filled
+  ReportProvenance who;
+};
+
+struct ReportRecord {
+  v1::Record record;  // audit, kind, record_date and follow-up outcomes filled
+  ReportProvenance who;
+};
+
+// One change-log entry made readable.
+struct ReportAuditEntry {
+  ChangeLogEntry entry;
+  std::string actor_name;   // user or device name; the id if unknown
+  std::string device_name;  // empty when the entry has no device
+  // The project the changed document belongs to; empty for admin data.
+  std::string project_id;
+  struct Field {
+    std::string path;
+    // The field's value (document-path bytes, fieldsync/sync/document.h) before the change;
+    // empty when it was unset.
+    std::string old_value;
+    // "won" (became current over a concurrent edit), "lost" (did not become current) or
+    // "applied" (became current, or already was).
+    std::string outcome;
+  };
+  // For project, site and record entries: one per changed field, ordered by path. The new
+  // values are in the payload (a v1::Change).
+  std::vector<Field> fields;
+};
+
+// Row counts of every table a report can hold, within one snapshot.
+struct ReportCounts {
+  int64_t projects = 0;
+  int64_t projects_by_kind[4] = {0, 0, 0, 0};  // indexed by v1::ProjectKind
+  int64_t sites = 0;
+  int64_t records[5] = {0, 0, 0, 0, 0};  // live records, indexed by v1::RecordKind
+  int64_t water_quality_tests = 0;
+  int64_t follow_ups = 0;
+  int64_t donation_items = 0;
+  int64_t audit_rows = 0;  // one per changed field, one per entry without fields
+};
+
+// Which counts ReportSnapshot::Count computes (a bitmask; the others stay 0). Each is a scan of
+// its table, seconds on a large database, so an export asks only for those of its tables.
+enum ReportCountSet : unsigned {
+  kCountProjects = 1u << 0,  // projects and projects_by_kind
+  kCountSites = 1u << 1,
+  kCountRecords = 1u << 2,
+  kCountWaterQualityTests = 1u << 3,
+  kCountFollowUps = 1u << 4,
+  kCountDonationItems = 1u << 5,
+  kCountAuditRows = 1u << 6,
+  kCountAll = (1u << 7) - 1,
+};
+
+// A consistent read-only view of the whole database for one export: every scan and count sees
+// the same committed state, the one after entry head_seq(). Holds a reader (SQLite: one read
+// transaction on a reader connection) until destroyed. Scans hand rows to `visit` one at a time
+// in a stable order (ids ascending; audit entries by seq) and stop at the first error `visit`
+// returns. Not thread-safe: one thread at a time.
+class ReportSnapshot {
+ public:
+  virtual ~ReportSnapshot() = default;
+  // The last change-log entry visible: its seq and hash (0 and 64 zeros for an empty log).
+  virtual int64_t head_seq() const = 0;
+  virtual const std::string& head_hash() const = 0;
+
+  virtual absl::StatusOr<ReportCounts> Count(const ReportQuery& query, unsigned which) = 0;
+  virtual absl::Status ScanProjects(
+      const ReportQuery& query, const std::function<absl::Status(const ReportProject&)>& visit) = 0;
+  virtual absl::Status ScanSites(const ReportQuery& query,
+                                 const std::function<absl::Status(const ReportSite&)>& visit) = 0;
+  virtual absl::Status ScanRecords(
+      const ReportQuery& query, v1::RecordKind kind,
+      const std::function<absl::Status(const ReportRecord&)>& visit) = 0;
+  virtual absl::Status ScanAuditTrail(
+      const ReportQuery& query, const std::function<absl::Status(const ReportAuditEntry&)>& visit) = 0;
 };
 
 class Store {
@@ -245,6 +380,18 @@ class Store {
   // Entries with seq > after_seq, at most `limit`, in order.
   virtual absl::StatusOr<std::vector<ChangeLogEntry>> ReadChangeLog(int64_t after_seq,
                                                                     int limit) = 0;
+
+  // --- Reports --------------------------------------------------------------------------------
+  // A read snapshot for one export (see ReportSnapshot). Blocks while every reader is busy.
+  virtual absl::StatusOr<std::unique_ptr<ReportSnapshot>> OpenReportSnapshot() = 0;
+  // Appends the record of a completed export to the change log: collection "export", op
+  // "create", doc_id `export_id`, payload `manifest` (a serialized v1::ExportManifest). Exports
+  // are no documents: nothing syncs, no scope checksum moves. Returns the entry's seq.
+  virtual absl::StatusOr<int64_t> LogExport(absl::string_view export_id,
+                                            absl::string_view manifest, const Actor& actor) = 0;
+  // The last change-log entry of `collection`/`doc_id`; NOT_FOUND if there is none.
+  virtual absl::StatusOr<ChangeLogEntry> LastEntryOf(absl::string_view collection,
+                                                     absl::string_view doc_id) = 0;
 };
 
 }  // namespace fieldsync::server

@@ -76,6 +76,7 @@ absl::StatusOr<v1::PushResponse> Syncer::Push(const Principal& device,
     return absl::InvalidArgumentError(absl::StrCat("changes: at most ", kMaxPushChanges,
                                                    " per push, got ", request.changes_size()));
   }
+  FS_ASSIGN_OR_RETURN(DeviceRateLimiter::Slot slot, Admit(device, request.changes_size()));
   std::vector<v1::Change> changes(request.changes().begin(), request.changes().end());
   absl::Time start = absl::Now();
   absl::StatusOr<PushResult> pushed =
@@ -106,14 +107,27 @@ absl::Status Syncer::Pull(const Principal& device, const v1::PullRequest& reques
                                                    kMaxPullPage, "], got ",
                                                    request.page_size()));
   }
+  FS_ASSIGN_OR_RETURN(DeviceRateLimiter::Slot slot, Admit(device, 0));
   int page_size = request.page_size() == 0 ? 500 : request.page_size();
   absl::Time start = absl::Now();
   int64_t documents = 0, pages = 0;
   while (true) {
     FS_ASSIGN_OR_RETURN(PullResult page, store_.Pull(device.partner_id(), cursor.position,
                                                      cursor.base, page_size));
+    // A page of large documents (donations of 500 item lines) is cut at kMaxPullPageBytes, so
+    // that no client's message limit (and no 2G link) meets a page of tens of megabytes; the
+    // documents are in sequence order, so the rest come next.
     v1::PullPage out;
-    for (v1::DocumentDelta& d : page.documents) *out.add_documents() = std::move(d);
+    size_t bytes = 0;
+    for (size_t i = 0; i < page.documents.size(); ++i) {
+      bytes += page.documents[i].ByteSizeLong();
+      if (i > 0 && bytes > kMaxPullPageBytes) {
+        page.last = false;
+        page.last_seq = out.documents(out.documents_size() - 1).version();
+        break;
+      }
+      *out.add_documents() = std::move(page.documents[i]);
+    }
     cursor.position = page.last_seq;
     // After the last page the device has everything up to there: the next pull starts afresh.
     if (page.last) cursor.base = cursor.position;
@@ -132,6 +146,11 @@ absl::Status Syncer::Pull(const Principal& device, const v1::PullRequest& reques
   Log("info", absl::StrCat("pull device=", device.token.device_id(), " documents=", documents,
                            " pages=", pages, " in ", absl::FormatDuration(absl::Now() - start)));
   return store_.MarkSynced(device.token.device_id());
+}
+
+absl::StatusOr<DeviceRateLimiter::Slot> Syncer::Admit(const Principal& device, int64_t changes) {
+  if (limiter_ == nullptr) return DeviceRateLimiter::Slot();
+  return limiter_->Admit(device.token.device_id(), changes);
 }
 
 absl::StatusOr<v1::EnrollResponse> Syncer::Enroll(const v1::EnrollRequest& request) {

@@ -15,6 +15,7 @@
 #include "fieldsync/v1/sync.pb.h"
 #include "server/admin.h"
 #include "server/auth.h"
+#include "server/rate_limit.h"
 #include "server/store.h"
 
 namespace fieldsync::server {
@@ -25,8 +26,12 @@ class Syncer {
   static constexpr int kMaxPushChanges = 1000;
   // Largest pull page, in documents; the default is 500.
   static constexpr int kMaxPullPage = 5000;
+  // Largest pull page in bytes of documents (a page always holds at least one document).
+  static constexpr size_t kMaxPullPageBytes = 3 << 20;
 
-  Syncer(Store& store, Admin& admin) : store_(store), admin_(admin) {}
+  // `limiter` (may be null: no limits) admits each Push and Pull of a device; see rate_limit.h.
+  Syncer(Store& store, Admin& admin, DeviceRateLimiter* limiter = nullptr)
+      : store_(store), admin_(admin), limiter_(limiter) {}
 
   absl::StatusOr<v1::HandshakeResponse> Handshake(const Principal& device,
                                                   const v1::HandshakeRequest& request);
@@ -38,8 +43,12 @@ class Syncer {
   absl::StatusOr<v1::EnrollResponse> Enroll(const v1::EnrollRequest& request);
 
  private:
+  // OK with a held slot (empty without a limiter), or RESOURCE_EXHAUSTED with a retry hint.
+  absl::StatusOr<DeviceRateLimiter::Slot> Admit(const Principal& device, int64_t changes);
+
   Store& store_;
   Admin& admin_;
+  DeviceRateLimiter* limiter_;
 };
 
 // A pull cursor: where the pull started (fields changed after it are sent) and how far it has

@@ -1,6 +1,6 @@
-// The authorization matrix: every RPC of TrackerService, AdminService and SyncService (walked from
-// the protobuf descriptors, so a new RPC cannot be forgotten) called with a realistic valid
-// request under every kind of credential, against the real fieldsyncd.
+// The authorization matrix: every RPC of TrackerService, AdminService, SyncService and
+// ReportService (walked from the protobuf descriptors, so a new RPC cannot be forgotten) called
+// with a realistic valid request under every kind of credential, against the real fieldsyncd.
 //
 // The expected table below is written from the contract — the comments in
 // proto/fieldsync/v1/*.proto and docs/ARCHITECTURE.md ("Auth") — and deliberately not from
@@ -42,6 +42,7 @@
 #include "fieldsync/sync/document.h"
 #include "fieldsync/sync/hlc.h"
 #include "fieldsync/v1/admin.grpc.pb.h"
+#include "fieldsync/v1/report.grpc.pb.h"
 #include "fieldsync/v1/sync.grpc.pb.h"
 #include "fieldsync/v1/tracker.grpc.pb.h"
 #include "google/protobuf/descriptor.h"
@@ -79,8 +80,6 @@ const char* ExpName(Exp e) {
 // Columns of the authenticated credentials. The five bad credentials are UNAUTHENTICATED on every
 // RPC but a public one.
 enum Col { kAdmin, kHq, kAuditor, kDevOwn, kDevOther, kFdUser, kCols };
-const char* const kColNames[kCols] = {"admin", "hq_viewer", "auditor",
-                                      "device(A)", "device(A)->B", "fd_user(A)"};
 
 struct Row {
   const char* method;
@@ -132,6 +131,11 @@ const Row kExpected[] = {
     {"/fieldsync.v1.SyncService/Push",               {D, D, D, O, H, P}},
     {"/fieldsync.v1.SyncService/Pull",               {D, D, D, O, O, P}},
     {"/fieldsync.v1.SyncService/Enroll",             {O, O, O, O, O, O}, /*public_call=*/true},
+    // ReportService: ADMIN, HQ_VIEWER and AUDITOR export and verify; no field credential may.
+    // No export with a random id exists: readers pass authorization and get NOT_FOUND.
+    {"/fieldsync.v1.ReportService/Export",            {O, O, O, D, D, D}},
+    {"/fieldsync.v1.ReportService/GetExportManifest", {N, N, N, D, D, D}},
+    {"/fieldsync.v1.ReportService/VerifyAuditChain",  {O, O, O, D, D, D}},
 };
 
 // --- What a call returned ----------------------------------------------------------------------
@@ -615,6 +619,22 @@ class AuthzMatrixTest : public ::testing::Test {
       r->set_page_size(1000);
       return r;
     };
+    const std::string rp = "/fieldsync.v1.ReportService/";
+    b[rp + "Export"] = [](const Objects& o) {
+      auto r = std::make_unique<v1::ExportRequest>();
+      r->set_format(v1::REPORT_FORMAT_CSV);
+      r->add_tables(v1::REPORT_TABLE_PROJECTS);
+      r->mutable_filter()->set_partner_id(o.partner_id);
+      return r;
+    };
+    b[rp + "GetExportManifest"] = [](const Objects&) {
+      auto r = std::make_unique<v1::GetExportManifestRequest>();
+      r->set_export_id(NewUuidV7());
+      return r;
+    };
+    b[rp + "VerifyAuditChain"] = [](const Objects&) {
+      return std::make_unique<v1::VerifyAuditChainRequest>();
+    };
     b[s + "Enroll"] = [](const Objects& o) {
       auto r = std::make_unique<v1::EnrollRequest>();
       r->set_code(hq_->EnrollmentCode(o.partner_id, Unique("phone")));
@@ -629,9 +649,10 @@ class AuthzMatrixTest : public ::testing::Test {
     (void)v1::CreateProjectRequest::descriptor();
     (void)v1::WhoAmIRequest::descriptor();
     (void)v1::HandshakeRequest::descriptor();
+    (void)v1::ExportRequest::descriptor();
     std::vector<const google::protobuf::MethodDescriptor*> out;
     for (const char* name : {"fieldsync.v1.TrackerService", "fieldsync.v1.AdminService",
-                             "fieldsync.v1.SyncService"}) {
+                             "fieldsync.v1.SyncService", "fieldsync.v1.ReportService"}) {
       const google::protobuf::ServiceDescriptor* d =
           google::protobuf::DescriptorPool::generated_pool()->FindServiceByName(name);
       EXPECT_NE(d, nullptr) << name;

@@ -8,6 +8,7 @@
 #include <set>
 
 #include "fieldsync/base/ids.h"
+#include "fieldsync/v1/report.pb.h"
 #include "google/protobuf/descriptor.h"
 #include "server/admin.h"
 #include "server/auth.h"
@@ -158,8 +159,9 @@ TEST_F(StoreTest, TokensAreStoredOnlyAsHashes) {
 
 TEST(AuthPolicy, EveryRpcHasAPolicyAndEveryPolicyAnRpc) {
   std::set<std::string> rpcs;
+  (void)v1::ExportRequest::descriptor();  // links report.proto's descriptors into the pool
   for (const char* service : {"fieldsync.v1.TrackerService", "fieldsync.v1.AdminService",
-                              "fieldsync.v1.SyncService"}) {
+                              "fieldsync.v1.SyncService", "fieldsync.v1.ReportService"}) {
     const auto* d = google::protobuf::DescriptorPool::generated_pool()->FindServiceByName(service);
     ASSERT_NE(d, nullptr) << service;
     for (int i = 0; i < d->method_count(); ++i) {

@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <cstdlib>
 #include <cstring>
 #include <fstream>
 #include <sstream>
@@ -58,7 +59,12 @@ int WaitExit(pid_t pid) {
 
 }  // namespace
 
-std::string FieldsyncdPath() { return FIELDSYNCD_PATH; }
+std::string FieldsyncdPath() {
+  // Another build of the server under the same tests (e.g. a deliberately broken one, to show
+  // that the tests catch it: docs/RELIABILITY.md).
+  const char* other = std::getenv("FIELDSYNC_FIELDSYNCD");
+  return other != nullptr && *other != '\0' ? other : FIELDSYNCD_PATH;
+}
 std::string FieldsyncCliPath() { return FIELDSYNC_CLI_PATH; }
 
 CommandResult RunCommand(const std::vector<std::string>& argv,
@@ -155,6 +161,11 @@ int ServerProcess::Stop() {
 absl::Status ServerProcess::Restart() {
   Stop();
   return Launch();
+}
+
+absl::Status ServerProcess::Restart(const std::vector<std::string>& extra_args) {
+  extra_args_ = extra_args;
+  return Restart();
 }
 
 std::string ServerProcess::Log() const { return ReadAll(log_path_); }

@@ -26,7 +26,8 @@ class ClientContext;
 
 namespace fieldsync::testing {
 
-// Path of the fieldsyncd binary under test (set by CMake through FIELDSYNCD_PATH).
+// Path of the fieldsyncd binary under test (set by CMake through FIELDSYNCD_PATH; the
+// environment variable FIELDSYNC_FIELDSYNCD overrides it).
 std::string FieldsyncdPath();
 // Path of the fieldsync CLI binary under test (set by CMake through FIELDSYNC_CLI_PATH).
 std::string FieldsyncCliPath();
@@ -45,6 +46,8 @@ class ServerProcess {
   int Stop();
   // Restarts on the same database and port.
   absl::Status Restart();
+  // The same, with these extra flags from now on instead of Start()'s.
+  absl::Status Restart(const std::vector<std::string>& extra_args);
 
   // "127.0.0.1:<port>".
   const std::string& address() const { return address_; }

@@ -23,9 +23,14 @@
 //   INVALID_ARGUMENT    bad input; the message names the field ("record.well.yield_lph: ...").
 //   NOT_FOUND           no such (live) document in the local store.
 //   ALREADY_EXISTS      a create reused an id.
+//   RESOURCE_EXHAUSTED  a local write: the device's storage is full (or max_store_bytes is
+//                       reached); nothing of the write was stored, earlier writes are intact.
 //   FAILED_PRECONDITION the store is not enrolled / already enrolled, a version mismatch, or
 //                       another Sync() is running.
-//   UNAVAILABLE, DEADLINE_EXCEEDED  Sync(): the server could not be reached after all retries.
+//   UNAVAILABLE, DEADLINE_EXCEEDED  Sync(): the server could not be reached after all retries
+//                       (also: its TLS certificate did not verify against the roots given).
+//   RESOURCE_EXHAUSTED  Sync(): the server's per-device rate limit still refused after all
+//                       retries; the message ends "retry after N ms".
 //   UNAUTHENTICATED, PERMISSION_DENIED  Sync(): the token was revoked or is not a device's.
 //   CANCELLED           Sync() was stopped by Cancel().
 //   DATA_LOSS           Sync(): the local copy still differed from the server after a repair.
@@ -49,7 +54,9 @@ namespace fieldsync::client {
 // RESOURCE_EXHAUSTED): exponential backoff with full jitter, i.e. before retry n it sleeps a
 // uniformly random time in [0, min(max_backoff_ms, initial_backoff_ms * 2^(n-1))]. A retry
 // resumes where the failed attempt stopped. The attempt counter restarts whenever an attempt
-// made progress (pushed a batch or applied a page).
+// made progress (pushed a batch or applied a page). When the server refuses a call with
+// RESOURCE_EXHAUSTED and a retry hint (its per-device rate limit: trailing metadata
+// "retry-after-ms"), the wait before the retry is at least the hint.
 struct RetryOptions {
   // Backoff cap before the first retry, milliseconds. Default 200.
   int64_t initial_backoff_ms = 200;
@@ -63,16 +70,30 @@ struct ClientOptions {
   // Deadline of each RPC (for Pull: of each pull stream, which resumes from the last applied
   // page if cut), milliseconds. Default 30000.
   int64_t call_timeout_ms = 30000;
+  // Deadline of a whole Sync() call (every attempt, retry and wait), milliseconds; 0 for none
+  // (then retry.max_attempts alone bounds it). Sync() returns the last error, with
+  // "(sync_timeout_ms of N ms reached)", rather than start a wait or call it could not finish.
+  // Default 0.
+  int64_t sync_timeout_ms = 0;
   RetryOptions retry;
   // Documents per pull page (1..5000). Smaller pages lose less work when a link drops.
   // Default 200.
   int32_t pull_page_size = 200;
   // Compress requests and ask for compressed responses (gzip). Default true.
   bool compress = true;
-  // Connect with TLS. Default false (plain text, for loopback and tests only).
+  // Largest size of the local store file, bytes (0: no cap other than the disk). A local write
+  // or pull that would grow it past the cap fails whole with RESOURCE_EXHAUSTED, exactly as on
+  // a full disk. Default 0.
+  int64_t max_store_bytes = 0;
+  // Connect with TLS. Default false (plain text, for loopback and tests only: production
+  // servers serve TLS, see docs/RELIABILITY.md).
   bool use_tls = false;
-  // PEM root certificates for TLS; empty uses the system's roots. Default empty.
+  // PEM root certificates for TLS (e.g. the ca.pem of deploy/make-certs): the server's
+  // certificate must chain to one of them. Empty uses the system's roots. Default empty.
   std::string tls_root_certs_pem;
+  // The name the server's certificate must carry, instead of the host in the server address
+  // (for a server reached by IP or through a tunnel). Default empty.
+  std::string tls_server_name;
   // The device's physical clock, Unix milliseconds. Default: the system clock. The client
   // corrects it with the offset learned from the server at every handshake.
   std::function<int64_t()> physical_clock_ms;

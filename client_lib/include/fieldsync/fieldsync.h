@@ -119,6 +119,32 @@ FS_EXPORT fs_status fs_client_enroll(const char* server_address, const char* cod
                                      const char* db_path, fs_client** out, char** out_error);
 /* Opens the store of an enrolled device. Same conventions as fs_client_enroll. */
 FS_EXPORT fs_status fs_client_open(const char* db_path, fs_client** out, char** out_error);
+
+/* How the library connects to the server. Zero-initialise it ({0} or memset) and set what you
+ * need: every zero field keeps its default. */
+typedef struct fs_connect_options {
+  /* 1: connect with TLS (production); 0: plain text (loopback and tests only). A store enrolled
+   * over TLS refuses to open without it (FS_FAILED_PRECONDITION). */
+  int use_tls;
+  /* PEM file of the CA certificate(s) the server's certificate must chain to (deploy/make-certs
+   * writes ca.pem); NULL: the system's roots. Setting it implies use_tls. */
+  const char* ca_file;
+  /* The name the server's certificate must carry instead of the host of the server address;
+   * NULL: that host. */
+  const char* tls_server_name;
+  /* Deadline of each call to the server, milliseconds; 0: 30000. */
+  int64_t call_timeout_ms;
+  /* Deadline of a whole fs_sync(), milliseconds; 0: none (retries alone bound it). */
+  int64_t sync_timeout_ms;
+} fs_connect_options;
+
+/* fs_client_enroll and fs_client_open with connection options; options may be NULL (defaults).
+ * FS_INVALID_ARGUMENT if ca_file cannot be read. */
+FS_EXPORT fs_status fs_client_enroll_with(const char* server_address, const char* code,
+                                          const char* db_path, const fs_connect_options* options,
+                                          fs_client** out, char** out_error);
+FS_EXPORT fs_status fs_client_open_with(const char* db_path, const fs_connect_options* options,
+                                        fs_client** out, char** out_error);
 /* Closes the store and frees the handle. NULL is allowed. */
 FS_EXPORT void fs_client_close(fs_client* client);
 /* The message of the last failed call on `client` from this thread ("" if none). Valid until
