@@ -115,6 +115,11 @@ TEST(CellTextTest, NumbersBooleansAndEmpty) {
   EXPECT_EQ(CellText(Cell{1e-7}), "1e-07");
   EXPECT_EQ(CellText(Cell{-0.5}), "-0.5");
   EXPECT_EQ(CellText(Cell{3.0}), "3");
+  // Everyday magnitudes stay plain decimals; exponents only for the very small and large.
+  EXPECT_EQ(CellText(Cell{1e6}), "1000000");
+  EXPECT_EQ(CellText(Cell{1234567.25}), "1234567.25");
+  EXPECT_EQ(CellText(Cell{0.00012}), "0.00012");
+  EXPECT_EQ(CellText(Cell{1e20}), "1e+20");
   EXPECT_EQ(CellText(Cell{std::nan("")}), "");
   EXPECT_EQ(CellText(Cell{std::numeric_limits<double>::infinity()}), "");
   EXPECT_EQ(CellText(Cell{true}), "true");

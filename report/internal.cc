@@ -105,9 +105,14 @@ std::string RepairUtf8(absl::string_view s) {
 
 std::string DoubleText(double value) {
   if (!std::isfinite(value)) return "";
-  char buf[64];
-  // Without a format argument, to_chars gives the shortest text that reads back exactly.
-  auto [end, ec] = std::to_chars(buf, buf + sizeof(buf), value);
+  char buf[400];
+  // Without a precision, to_chars gives the shortest text that reads back exactly. Plain decimals
+  // for everyday magnitudes (1000000, not 1e+06: people read these files); exponents only for
+  // the very small and very large.
+  const double magnitude = std::fabs(value);
+  const bool fixed = magnitude == 0 || (magnitude >= 1e-5 && magnitude < 1e15);
+  auto [end, ec] = fixed ? std::to_chars(buf, buf + sizeof(buf), value, std::chars_format::fixed)
+                         : std::to_chars(buf, buf + sizeof(buf), value);
   if (ec != std::errc()) return "";
   return std::string(buf, end);
 }
