@@ -1,6 +1,7 @@
 #include "server/schema.h"
 
 #include "absl/strings/str_cat.h"
+#include "fieldsync/base/ids.h"
 #include "fieldsync/base/status_macros.h"
 #include "server/sqlite_reports.h"
 
@@ -244,17 +245,49 @@ CREATE TABLE change_projects(
   project_id TEXT NOT NULL);
 CREATE INDEX change_projects_by_project ON change_projects(project_id, seq);
 )sql",
+    // 3: facts about the database itself. 'epoch' names this database's history: made at
+    // creation, replaced when the database is restored from a backup, so that devices know the
+    // server may have lost changes it had acknowledged (docs/SYNC.md, "Restores").
+    R"sql(
+CREATE TABLE server_meta(
+  key TEXT PRIMARY KEY,
+  value TEXT NOT NULL);
+)sql",
 };
 
 }  // namespace
 
+absl::Status SetMeta(db::Connection& db, absl::string_view key, absl::string_view value) {
+  FS_ASSIGN_OR_RETURN(
+      db::Statement * st,
+      db.Prepare("INSERT INTO server_meta(key, value) VALUES(?, ?) "
+                 "ON CONFLICT(key) DO UPDATE SET value = excluded.value"));
+  st->Bind(1, key);
+  st->Bind(2, value);
+  return st->Run();
+}
+
+absl::StatusOr<std::string> GetMeta(db::Connection& db, absl::string_view key) {
+  FS_ASSIGN_OR_RETURN(db::Statement * st,
+                      db.Prepare("SELECT value FROM server_meta WHERE key = ?"));
+  st->Bind(1, key);
+  FS_ASSIGN_OR_RETURN(bool row, st->Step());
+  std::string value = row ? st->ColumnText(0) : std::string();
+  st->Reset();
+  if (!row) return absl::NotFoundError(absl::StrCat("server_meta: no ", key));
+  return value;
+}
+
 int LatestSchemaVersion() { return static_cast<int>(std::size(kMigrations)); }
 
-absl::Status Migrate(sqlite::Database& db) {
+absl::Status Migrate(db::Connection& db) {
+  if (db.engine() != db::Engine::kSqlite) {
+    return absl::UnimplementedError("Migrate: PostgreSQL schema not built yet");
+  }
   FS_RETURN_IF_ERROR(db.Exec(
       "CREATE TABLE IF NOT EXISTS schema_migrations("
       "version INTEGER PRIMARY KEY, applied_at TEXT NOT NULL DEFAULT (datetime('now')))"));
-  FS_ASSIGN_OR_RETURN(sqlite::Statement * q,
+  FS_ASSIGN_OR_RETURN(db::Statement * q,
                       db.Prepare("SELECT COALESCE(MAX(version), 0) FROM schema_migrations"));
   FS_ASSIGN_OR_RETURN(bool row, q->Step());
   int current = row ? static_cast<int>(q->ColumnInt(0)) : 0;
@@ -265,10 +298,11 @@ absl::Status Migrate(sqlite::Database& db) {
                      LatestSchemaVersion(), "); upgrade fieldsyncd"));
   }
   for (int v = current + 1; v <= LatestSchemaVersion(); ++v) {
-    FS_ASSIGN_OR_RETURN(auto tx, sqlite::Transaction::Begin(db, sqlite::Transaction::kImmediate));
+    FS_ASSIGN_OR_RETURN(auto tx, db::Transaction::Begin(db, db::Transaction::kWrite));
     FS_RETURN_IF_ERROR(db.Exec(kMigrations[v - 1]));
     if (v == 2) FS_RETURN_IF_ERROR(BackfillChangeFields(db));
-    FS_ASSIGN_OR_RETURN(sqlite::Statement * ins,
+    if (v == 3) FS_RETURN_IF_ERROR(SetMeta(db, "epoch", NewUuidV7()));
+    FS_ASSIGN_OR_RETURN(db::Statement * ins,
                         db.Prepare("INSERT INTO schema_migrations(version) VALUES(?)"));
     ins->Bind(1, v);
     FS_RETURN_IF_ERROR(ins->Run());

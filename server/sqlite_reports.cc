@@ -25,8 +25,8 @@
 
 namespace fieldsync::server {
 
-using sqlite::Database;
-using sqlite::Statement;
+using Database = db::Connection;
+using Statement = db::Statement;
 
 // --- Write path --------------------------------------------------------------------------------
 
@@ -275,7 +275,7 @@ class SqliteReportSnapshot final : public ReportSnapshot {
   }
 
   ~SqliteReportSnapshot() override {
-    if (in_tx_) db_->Exec("ROLLBACK").IgnoreError();  // read only: nothing to keep
+    if (in_tx_) db_->Rollback().IgnoreError();  // read only: nothing to keep
     absl::MutexLock lock(&store_->readers_mu_);
     store_->idle_readers_.push_back(std::move(db_));
   }
@@ -304,7 +304,7 @@ class SqliteReportSnapshot final : public ReportSnapshot {
   }
 
   absl::Status Begin() {
-    FS_RETURN_IF_ERROR(db_->Exec("BEGIN"));
+    FS_RETURN_IF_ERROR(db_->BeginRead());
     in_tx_ = true;
     // The first read fixes the snapshot (WAL): everything below sees this state.
     FS_ASSIGN_OR_RETURN(Statement * st,

@@ -13,8 +13,8 @@
 
 namespace fieldsync::server {
 
-using sqlite::Database;
-using sqlite::Statement;
+using Database = db::Connection;
+using Statement = db::Statement;
 
 namespace {
 

@@ -1,5 +1,6 @@
 #include "server/sqlite_store.h"
 
+#include <algorithm>
 #include <cmath>
 #include <map>
 #include <variant>
@@ -23,8 +24,8 @@
 
 namespace fieldsync::server {
 
-using sqlite::Database;
-using sqlite::Statement;
+using Database = db::Connection;
+using Statement = db::Statement;
 
 namespace {
 
@@ -511,9 +512,19 @@ SqliteStore::SqliteStore(std::unique_ptr<Database> writer) : writer_(std::move(w
 SqliteStore::~SqliteStore() = default;
 
 absl::StatusOr<std::unique_ptr<SqliteStore>> SqliteStore::Open(const Options& options) {
-  sqlite::OpenOptions wopts;
-  wopts.synchronous = options.synchronous;
-  FS_ASSIGN_OR_RETURN(auto writer, Database::Open(options.path, wopts));
+  const bool postgres = db::IsPostgresUrl(options.path);
+  auto open = [&](bool writer) -> absl::StatusOr<std::unique_ptr<Database>> {
+    if (postgres) return db::OpenPostgres(options.path);
+    sqlite::OpenOptions o;
+    o.synchronous = options.synchronous;
+    o.create = writer;
+    return db::OpenSqlite(options.path, o);
+  };
+  if (postgres && options.max_db_bytes > 0) {
+    return absl::InvalidArgumentError(
+        "max_db_bytes: a size cap applies to a SQLite file only; PostgreSQL has its own quotas");
+  }
+  FS_ASSIGN_OR_RETURN(auto writer, open(true));
   FS_RETURN_IF_ERROR(Migrate(*writer));
   if (options.max_db_bytes > 0) {
     // Never below the current size (SQLite keeps the larger of the two), at least one page.
@@ -525,6 +536,7 @@ absl::StatusOr<std::unique_ptr<SqliteStore>> SqliteStore::Open(const Options& op
         "PRAGMA max_page_count = ", std::max<int64_t>(1, options.max_db_bytes / page))));
   }
   std::unique_ptr<SqliteStore> store(new SqliteStore(std::move(writer)));
+  store->shared_ = postgres;
   {
     // The server's clock never goes back past a timestamp it has stored, even if the
     // machine's clock does.
@@ -538,10 +550,8 @@ absl::StatusOr<std::unique_ptr<SqliteStore>> SqliteStore::Open(const Options& op
     st->Reset();
     store->PublishLastSeq();
   }
-  sqlite::OpenOptions ropts;
-  ropts.create = false;
   for (int i = 0; i < std::max(1, options.readers); ++i) {
-    FS_ASSIGN_OR_RETURN(auto reader, Database::Open(options.path, ropts));
+    FS_ASSIGN_OR_RETURN(auto reader, open(false));
     absl::MutexLock lock(&store->readers_mu_);
     store->idle_readers_.push_back(std::move(reader));
   }
@@ -599,8 +609,8 @@ void SqliteStore::CommitGroup(const std::vector<PendingWrite*>& group) {
   auto fail_all = [&](const absl::Status& s) {
     for (PendingWrite* w : group) w->status = s;
   };
-  absl::StatusOr<sqlite::Transaction> tx =
-      sqlite::Transaction::Begin(*writer_, sqlite::Transaction::kImmediate);
+  absl::StatusOr<db::Transaction> tx =
+      db::Transaction::Begin(*writer_, db::Transaction::kWrite);
   if (!tx.ok()) return fail_all(tx.status());
   if (group.size() == 1) {
     // Alone: the transaction is the write's own, as without grouping.
@@ -666,7 +676,7 @@ absl::Status SqliteStore::RunInTransaction(const std::function<absl::Status()>& 
     return absl::FailedPreconditionError("RunInTransaction: already inside a transaction");
   }
   absl::MutexLock lock(&writer_mu_);
-  FS_ASSIGN_OR_RETURN(auto tx, sqlite::Transaction::Begin(*writer_, sqlite::Transaction::kImmediate));
+  FS_ASSIGN_OR_RETURN(auto tx, db::Transaction::Begin(*writer_, db::Transaction::kWrite));
   tx_owner_.store(std::this_thread::get_id());
   absl::Status s = fn();
   tx_owner_.store(std::thread::id());
@@ -1686,6 +1696,9 @@ absl::StatusOr<int64_t> SqliteStore::WriteDocument(Database& db, absl::string_vi
   sync::Change change;
   change.collection = std::string(collection);
   change.doc_id = id;
+  // Another replica sharing the database may have stamped these fields with a clock ahead of
+  // ours: an edit made after it must still be later.
+  for (const auto& [path, field] : stored.doc.fields) clock_.Observe(field.hlc);
   change.hlc = NextHlc(actor.id);
   for (const auto& [path, value] : diff) {
     sync::Hlc base;
@@ -1830,7 +1843,7 @@ absl::StatusOr<PullResult> SqliteStore::Pull(absl::string_view partner_id, int64
   out.last_seq = after_seq;
   FS_RETURN_IF_ERROR(Read([&](Database& db) -> absl::Status {
     // One read transaction: the page and the checksum see the same snapshot.
-    FS_ASSIGN_OR_RETURN(auto tx, sqlite::Transaction::Begin(db, sqlite::Transaction::kDeferred));
+    FS_ASSIGN_OR_RETURN(auto tx, db::Transaction::Begin(db, db::Transaction::kRead));
     FS_ASSIGN_OR_RETURN(
         Statement * docs,
         db.Prepare("SELECT collection, doc_id, seq FROM docs WHERE partner_id = ? AND seq > ? "
@@ -2115,16 +2128,64 @@ absl::StatusOr<std::string> SqliteStore::ProjectOfDocument(absl::string_view col
 }
 
 int64_t SqliteStore::LastSeq() {
+  if (shared_) RefreshLastSeq();
   absl::MutexLock lock(&seq_mu_);
   return last_seq_;
 }
 
-void SqliteStore::WaitForChange(int64_t seq, absl::Duration timeout) {
+void SqliteStore::RefreshLastSeq() {
+  int64_t seq = 0;
+  absl::Status s = Read([&](Database& db) -> absl::Status {
+    FS_ASSIGN_OR_RETURN(Statement * st, db.Prepare("SELECT COALESCE(MAX(seq), 0) FROM change_log"));
+    FS_ASSIGN_OR_RETURN(bool row, st->Step());
+    if (row) seq = st->ColumnInt(0);
+    st->Reset();
+    return absl::OkStatus();
+  });
+  if (!s.ok()) return;
   absl::MutexLock lock(&seq_mu_);
-  absl::Time deadline = absl::Now() + timeout;
-  while (last_seq_ <= seq) {
-    if (seq_cv_.WaitWithDeadline(&seq_mu_, deadline)) break;
+  if (seq > last_seq_) {
+    last_seq_ = seq;
+    seq_cv_.SignalAll();
   }
+}
+
+void SqliteStore::WaitForChange(int64_t seq, absl::Duration timeout) {
+  // Commits of this process wake the wait at once; those of other replicas sharing the
+  // database are seen by polling it.
+  constexpr absl::Duration kPoll = absl::Milliseconds(100);
+  absl::Time deadline = absl::Now() + timeout;
+  while (true) {
+    if (shared_) RefreshLastSeq();
+    absl::MutexLock lock(&seq_mu_);
+    absl::Time until = shared_ ? std::min(deadline, absl::Now() + kPoll) : deadline;
+    while (last_seq_ <= seq) {
+      if (seq_cv_.WaitWithDeadline(&seq_mu_, until)) break;
+    }
+    if (last_seq_ > seq || absl::Now() >= deadline) return;
+  }
+}
+
+// --- Backups and restores ----------------------------------------------------------------------
+
+absl::StatusOr<std::string> SqliteStore::Epoch() {
+  std::string epoch;
+  FS_RETURN_IF_ERROR(Read([&](Database& db) -> absl::Status {
+    FS_ASSIGN_OR_RETURN(epoch, GetMeta(db, "epoch"));
+    return absl::OkStatus();
+  }));
+  return epoch;
+}
+
+absl::StatusOr<std::string> SqliteStore::NewEpoch() {
+  std::string epoch = NewUuidV7();
+  FS_RETURN_IF_ERROR(Write([&](Database& db) { return SetMeta(db, "epoch", epoch); }));
+  return epoch;
+}
+
+absl::StatusOr<BackupInfo> SqliteStore::Backup(const std::string& path) {
+  (void)path;
+  return absl::UnimplementedError("Backup: not built yet");
 }
 
 // --- Change log --------------------------------------------------------------------------------

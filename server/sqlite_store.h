@@ -1,11 +1,15 @@
-// SqliteStore: the Store on one embedded SQLite file in WAL mode. The pilot's default.
+// SqliteStore: the Store on SQL, written once for two engines (server/db.h): one embedded
+// SQLite file in WAL mode (the pilot's default) or a PostgreSQL database that several
+// fieldsyncd replicas share.
 //
 //   FS_ASSIGN_OR_RETURN(std::unique_ptr<SqliteStore> store,
 //                       SqliteStore::Open({.path = "data/fieldsync.db"}));
 //
 // Thread rule: one writer connection behind a mutex (SQLite has one writer anyway) and a small
 // pool of reader connections; WAL lets the readers run while the writer commits. Every write is
-// one IMMEDIATE transaction with synchronous=FULL, so an OK means it survives a power cut.
+// one IMMEDIATE transaction with synchronous=FULL, so an OK means it survives a power cut. On
+// PostgreSQL a write transaction also holds an advisory lock, so the writers of all replicas
+// take turns: sequence numbers commit in order and the hash chain stays one chain.
 #ifndef FIELDSYNC_SERVER_SQLITE_STORE_H_
 #define FIELDSYNC_SERVER_SQLITE_STORE_H_
 
@@ -18,7 +22,7 @@
 #include "absl/synchronization/mutex.h"
 #include "fieldsync/sync/hlc.h"
 #include "fieldsync/sync/merge.h"
-#include "fieldsync/sync/sqlite.h"
+#include "server/db.h"
 #include "server/store.h"
 
 namespace fieldsync::server {
@@ -26,7 +30,9 @@ namespace fieldsync::server {
 class SqliteStore : public Store {
  public:
   struct Options {
-    // Database file; created (mode 0600) and migrated if needed. Its folder must exist.
+    // Database file; created (mode 0600) and migrated if needed. Its folder must exist. Or a
+    // PostgreSQL URL ("postgresql://user@host:5432/db"): its database must exist; the schema
+    // is created and migrated in it.
     std::string path;
     // PRAGMA synchronous of the writer: "FULL" (default; durable across power loss) or
     // "NORMAL" (durable across a process crash only; for tests and bulk loads).
@@ -133,13 +139,17 @@ class SqliteStore : public Store {
   absl::StatusOr<ChangeLogEntry> LastEntryOf(absl::string_view collection,
                                              absl::string_view doc_id) override;
 
+  absl::StatusOr<std::string> Epoch() override;
+  absl::StatusOr<std::string> NewEpoch() override;
+  absl::StatusOr<BackupInfo> Backup(const std::string& path) override;
+
  private:
   friend class SqliteReportSnapshot;
   class ReaderLease;
-  using WriteFn = std::function<absl::Status(sqlite::Database&)>;
-  using ReadFn = std::function<absl::Status(sqlite::Database&)>;
+  using WriteFn = std::function<absl::Status(db::Connection&)>;
+  using ReadFn = std::function<absl::Status(db::Connection&)>;
 
-  explicit SqliteStore(std::unique_ptr<sqlite::Database> writer);
+  explicit SqliteStore(std::unique_ptr<db::Connection> writer);
 
   // Who makes a change through the document path, and what they may touch.
   struct Writer {
@@ -159,18 +169,20 @@ class SqliteStore : public Store {
   // The one write path of projects, sites and records: merges `change` into the document,
   // validates the result, and updates doc_fields, docs, the scope checksum, the typed tables,
   // conflicts and the change log. Runs on the writer connection inside a transaction.
-  absl::StatusOr<Applied> ApplyChange(sqlite::Database& db, const sync::Change& change,
+  absl::StatusOr<Applied> ApplyChange(db::Connection& db, const sync::Change& change,
                                       const Writer& writer);
   // A change by an HQ user (no device) of `collection`/`id` to the values of `doc`; only
   // fields that differ from the stored document are sent. `must_exist`: NOT_FOUND if missing;
   // otherwise ALREADY_EXISTS if present. Returns the new seq (or the old version if nothing
   // changed).
-  absl::StatusOr<int64_t> WriteDocument(sqlite::Database& db, absl::string_view collection,
+  absl::StatusOr<int64_t> WriteDocument(db::Connection& db, absl::string_view collection,
                                         const google::protobuf::Message& doc, bool must_exist,
                                         int64_t expected_version, const Actor& actor,
                                         bool deleted = false);
   // Reads the last committed seq and wakes WaitForChange callers. Writer lock held.
   void PublishLastSeq();
+  // The same from a reader, for commits of other fieldsyncd processes sharing the database.
+  void RefreshLastSeq();
   // Next timestamp of the server clock for `node`. Writer lock held.
   sync::Hlc NextHlc(absl::string_view node);
 
@@ -191,7 +203,9 @@ class SqliteStore : public Store {
   // Runs `fn` on a reader connection.
   absl::Status Read(const ReadFn& fn);
 
-  std::unique_ptr<sqlite::Database> writer_;
+  std::unique_ptr<db::Connection> writer_;
+  // Other fieldsyncd processes may write the same database (PostgreSQL).
+  bool shared_ = false;
   absl::Mutex writer_mu_;
   sync::HlcClock clock_{"server"};  // guarded by writer_mu_ (or the RunInTransaction owner)
   absl::Mutex seq_mu_;
@@ -204,7 +218,7 @@ class SqliteStore : public Store {
   bool group_running_ ABSL_GUARDED_BY(group_mu_) = false;
 
   absl::Mutex readers_mu_;
-  std::vector<std::unique_ptr<sqlite::Database>> idle_readers_ ABSL_GUARDED_BY(readers_mu_);
+  std::vector<std::unique_ptr<db::Connection>> idle_readers_ ABSL_GUARDED_BY(readers_mu_);
 };
 
 }  // namespace fieldsync::server

@@ -248,6 +248,17 @@ class ReportSnapshot {
       const ReportQuery& query, const std::function<absl::Status(const ReportAuditEntry&)>& visit) = 0;
 };
 
+// What an online backup wrote.
+struct BackupInfo {
+  std::string path;
+  int64_t bytes = 0;
+  // The last change-log entry in the backup.
+  int64_t head_seq = 0;
+  std::string head_hash;
+  // The epoch of the database the backup was taken from (a restore gives it a new one).
+  std::string epoch;
+};
+
 class Store {
  public:
   virtual ~Store() = default;
@@ -392,6 +403,18 @@ class Store {
   // The last change-log entry of `collection`/`doc_id`; NOT_FOUND if there is none.
   virtual absl::StatusOr<ChangeLogEntry> LastEntryOf(absl::string_view collection,
                                                      absl::string_view doc_id) = 0;
+
+  // --- Backups and restores -------------------------------------------------------------------
+  // The id (a UUID) of this database's history: made when the database is created, replaced
+  // by NewEpoch after a restore. A device that sees it change knows the server may have lost
+  // changes it had acknowledged, and sends its documents again (docs/SYNC.md).
+  virtual absl::StatusOr<std::string> Epoch() = 0;
+  // Gives the database a fresh epoch and returns it.
+  virtual absl::StatusOr<std::string> NewEpoch() = 0;
+  // An online copy of the whole database into the new file `path` on the server's host, taken
+  // in one snapshot while writes go on (SQLite's backup API). UNIMPLEMENTED on PostgreSQL:
+  // pg_dump does it there (docs/OPERATIONS.md).
+  virtual absl::StatusOr<BackupInfo> Backup(const std::string& path) = 0;
 };
 
 }  // namespace fieldsync::server

@@ -1076,8 +1076,9 @@ TEST(ReportMigrationTest, BackfillReproducesWhatTheWritePathWrote) {
   std::string written = dump(*db);
   EXPECT_GT(std::count(written.begin(), written.end(), '\n'), 10);
   ASSERT_OK(db->Exec("DELETE FROM change_fields; DELETE FROM change_projects;"));
-  ASSERT_OK(server::BackfillChangeFields(*db));
-  EXPECT_EQ(dump(*db), written);
+  std::unique_ptr<db::Connection> conn = db::WrapSqlite(std::move(db));
+  ASSERT_OK(server::BackfillChangeFields(*conn));
+  EXPECT_EQ(dump(*conn->sqlite()), written);
 }
 
 }  // namespace
