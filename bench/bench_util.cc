@@ -82,8 +82,9 @@ Fieldsyncd::~Fieldsyncd() {
   }
 }
 
-absl::Status Fieldsyncd::Start(const std::string& dir, const std::vector<std::string>& extra_args) {
-  db_path_ = dir + "/fieldsync.db";
+absl::Status Fieldsyncd::Start(const std::string& dir, const std::vector<std::string>& extra_args,
+                               const std::string& db) {
+  db_path_ = db.empty() ? dir + "/fieldsync.db" : db;
   std::string out = dir + "/admin.token", log = dir + "/fieldsyncd.log";
   int code = WaitExit(Spawn({FieldsyncdPath(), "--db", db_path_, "--create-admin-token"}, out, log));
   if (code != 0) {

@@ -41,9 +41,11 @@ class Fieldsyncd {
   Fieldsyncd(const Fieldsyncd&) = delete;
   Fieldsyncd& operator=(const Fieldsyncd&) = delete;
 
-  // Creates an admin token for `dir`/fieldsync.db, then starts the server with `extra_args`
-  // and waits until it listens. Its log goes to `dir`/fieldsyncd.log.
-  absl::Status Start(const std::string& dir, const std::vector<std::string>& extra_args);
+  // Creates an admin token for `dir`/fieldsync.db (or `db`: a file or a postgresql:// URL),
+  // then starts the server with `extra_args` and waits until it listens. Its log goes to
+  // `dir`/fieldsyncd.log.
+  absl::Status Start(const std::string& dir, const std::vector<std::string>& extra_args,
+                     const std::string& db = "");
   // SIGTERM and wait; the exit status as waitpid reports it.
   int Stop();
 

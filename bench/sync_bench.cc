@@ -56,6 +56,7 @@ struct Flags {
   bool json = false;
   std::string dir;
   std::string synchronous = "FULL";
+  std::string db;  // --db: a postgresql:// URL (an empty database) instead of DIR/fieldsync.db
   // Where the two device stores live: tmpfs by default (see the file comment).
   std::string device_dir = "/dev/shm";
 };
@@ -86,6 +87,8 @@ bool ParseFlags(int argc, char** argv, Flags* f) {
       f->dir = v;
     } else if (value("--synchronous", &v)) {
       f->synchronous = v;
+    } else if (value("--db", &v)) {
+      f->db = v;
     } else if (value("--device_dir", &v)) {
       f->device_dir = v;
     } else if (a == "--json") {
@@ -138,7 +141,7 @@ class Bench {
       dir = tmpl;
     }
     dir_ = dir;
-    FS_RETURN_IF_ERROR(server_.Start(dir, {"--synchronous", flags_.synchronous}));
+    FS_RETURN_IF_ERROR(server_.Start(dir, {"--synchronous", flags_.synchronous}, flags_.db));
     HqSetup hq(server_.address(), server_.admin_token());
     auto partner = hq.CreatePartner("Maji Safi", "KE");
     if (!partner.ok()) return partner.status();
@@ -421,6 +424,7 @@ int main(int argc, char** argv) {
     std::fprintf(stderr,
                  "usage: sync_bench [--records N (>= 10, default 10000)] [--proxy 0|1] "
                  "[--latency_runs N] [--synchronous FULL|NORMAL] [--dir DIR] [--device_dir DIR] "
+                 "[--db postgresql://…] "
                  "[--json]\n");
     return 2;
   }

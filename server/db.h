@@ -87,6 +87,9 @@ class Connection {
   // A cached prepared statement for `sql`, reset and with bindings cleared; valid until the
   // Connection is destroyed. Do not hold two uses of the same SQL text at once.
   virtual absl::StatusOr<Statement*> Prepare(absl::string_view sql) = 0;
+  // A statement of the caller's, for scans: on PostgreSQL, a SELECT run inside a transaction
+  // streams its rows in batches through a cursor; other statements hold their whole result, so
+  // use Prepare for lookups and bounded pages only.
   virtual absl::StatusOr<std::unique_ptr<Statement>> PrepareUncached(absl::string_view sql) = 0;
   // Rows changed by the last INSERT/UPDATE/DELETE.
   virtual int64_t Changes() const = 0;
@@ -134,8 +137,16 @@ std::unique_ptr<Connection> WrapSqlite(std::unique_ptr<sqlite::Database> db);
 
 // True for "postgresql://…" and "postgres://…" (libpq connection URIs).
 bool IsPostgresUrl(absl::string_view url);
+// `url` with its password (user:PASSWORD@ or password=…) as ***, for logs and messages; a
+// SQLite path unchanged.
+std::string RedactUrl(absl::string_view url);
 // Opens a PostgreSQL connection (libpq URI). UNAVAILABLE if the server cannot be reached.
 absl::StatusOr<std::unique_ptr<Connection>> OpenPostgres(const std::string& url);
+// The SQL the PostgreSQL connection runs for `sql`: SQLite's placeholders as $n, numbered as
+// SQLite numbers them (`?` the next number, `?NNN` that one, `$name`/`:name`/`@name` the next
+// number at first use and the same one again after); string literals, quoted identifiers and
+// comments are left alone. `*params` gets the highest number.
+std::string PostgresSql(absl::string_view sql, int* params);
 
 }  // namespace fieldsync::db
 

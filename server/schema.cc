@@ -255,6 +255,268 @@ CREATE TABLE server_meta(
 )sql",
 };
 
+// The same migrations on PostgreSQL: the same versions, tables, columns and indexes, in its
+// types (BIGINT, DOUBLE PRECISION, BYTEA; text compared byte by byte as in SQLite, whatever the
+// database's collation), the append-only rule as a trigger function.
+constexpr const char* kPostgresMigrations[] = {
+    R"sql(
+CREATE TABLE partners(
+  id TEXT COLLATE "C" PRIMARY KEY,
+  name TEXT COLLATE "C" NOT NULL UNIQUE,
+  countries TEXT COLLATE "C" NOT NULL,              -- comma-separated ISO 3166-1 alpha-2
+  payload BYTEA NOT NULL,
+  version BIGINT NOT NULL,
+  created_at BIGINT NOT NULL, updated_at BIGINT NOT NULL,
+  created_by TEXT COLLATE "C" NOT NULL, updated_by TEXT COLLATE "C" NOT NULL);
+
+CREATE TABLE users(
+  id TEXT COLLATE "C" PRIMARY KEY,
+  name TEXT COLLATE "C" NOT NULL UNIQUE,
+  role TEXT COLLATE "C" NOT NULL,                   -- ADMIN, HQ_VIEWER, AUDITOR, FIELD_DEVICE
+  partner_id TEXT COLLATE "C" REFERENCES partners(id),
+  created_at BIGINT NOT NULL);
+
+CREATE TABLE devices(
+  id TEXT COLLATE "C" PRIMARY KEY,
+  partner_id TEXT COLLATE "C" NOT NULL REFERENCES partners(id),
+  name TEXT COLLATE "C" NOT NULL,
+  created_at BIGINT NOT NULL,
+  last_sync_at BIGINT,
+  acked_device_seq BIGINT NOT NULL DEFAULT 0);  -- highest device_seq applied
+CREATE INDEX devices_by_partner ON devices(partner_id, id);
+
+CREATE TABLE tokens(
+  id TEXT COLLATE "C" PRIMARY KEY,
+  -- hex SHA-256 of the bearer secret; the secret is never stored
+  secret_sha256 TEXT COLLATE "C" NOT NULL UNIQUE,
+  user_id TEXT COLLATE "C" REFERENCES users(id),
+  device_id TEXT COLLATE "C" REFERENCES devices(id),
+  role TEXT COLLATE "C" NOT NULL,
+  partner_id TEXT COLLATE "C",
+  label TEXT COLLATE "C" NOT NULL DEFAULT '',
+  prefix TEXT COLLATE "C" NOT NULL,
+  created_at BIGINT NOT NULL,
+  expires_at BIGINT,
+  revoked_at BIGINT,
+  CHECK ((user_id IS NULL) <> (device_id IS NULL)));
+
+CREATE TABLE projects(
+  id TEXT COLLATE "C" PRIMARY KEY,
+  partner_id TEXT COLLATE "C" NOT NULL REFERENCES partners(id),
+  kind TEXT COLLATE "C" NOT NULL,                   -- WELL, CATARACT, CLASSROOM
+  title TEXT COLLATE "C" NOT NULL,
+  country TEXT COLLATE "C" NOT NULL,
+  admin_area TEXT COLLATE "C" NOT NULL,
+  status TEXT COLLATE "C" NOT NULL,                 -- PLANNED, ACTIVE, COMPLETED, CANCELLED
+  start_date TEXT COLLATE "C", end_date TEXT COLLATE "C",
+  budget_minor BIGINT NOT NULL, currency TEXT COLLATE "C",
+  donor TEXT COLLATE "C" NOT NULL, iati_identifier TEXT COLLATE "C" NOT NULL,
+  payload BYTEA NOT NULL,
+  version BIGINT NOT NULL,
+  created_at BIGINT NOT NULL, updated_at BIGINT NOT NULL,
+  created_by TEXT COLLATE "C" NOT NULL, updated_by TEXT COLLATE "C" NOT NULL);
+CREATE INDEX projects_by_partner ON projects(partner_id, id);
+CREATE INDEX projects_by_country ON projects(country, id);
+
+CREATE TABLE sites(
+  id TEXT COLLATE "C" PRIMARY KEY,
+  project_id TEXT COLLATE "C" NOT NULL REFERENCES projects(id),
+  partner_id TEXT COLLATE "C" NOT NULL,
+  name TEXT COLLATE "C" NOT NULL,
+  latitude_deg DOUBLE PRECISION NOT NULL, longitude_deg DOUBLE PRECISION NOT NULL,
+  admin_area TEXT COLLATE "C" NOT NULL,
+  payload BYTEA NOT NULL,
+  version BIGINT NOT NULL,
+  created_at BIGINT NOT NULL, updated_at BIGINT NOT NULL,
+  created_by TEXT COLLATE "C" NOT NULL, updated_by TEXT COLLATE "C" NOT NULL);
+CREATE INDEX sites_by_project ON sites(project_id, id);
+
+-- Every field record; partner_id and country are copied from the project (which cannot
+-- change partner) so that scoped lists and stats need no join.
+CREATE TABLE records(
+  id TEXT COLLATE "C" PRIMARY KEY,
+  kind TEXT COLLATE "C" NOT NULL, -- WELL, CATARACT_SURGERY, CLASSROOM_DONATION, EXPENDITURE
+  project_id TEXT COLLATE "C" NOT NULL REFERENCES projects(id),
+  site_id TEXT COLLATE "C" REFERENCES sites(id),
+  partner_id TEXT COLLATE "C" NOT NULL,
+  country TEXT COLLATE "C" NOT NULL,
+  record_date TEXT COLLATE "C" NOT NULL,
+  payload BYTEA NOT NULL,
+  version BIGINT NOT NULL,
+  created_at BIGINT NOT NULL, updated_at BIGINT NOT NULL,
+  created_by TEXT COLLATE "C" NOT NULL, updated_by TEXT COLLATE "C" NOT NULL);
+CREATE INDEX records_by_project ON records(project_id, id);
+CREATE INDEX records_by_site ON records(site_id, id);
+CREATE INDEX records_by_partner ON records(partner_id, kind, record_date);
+CREATE INDEX records_by_kind_date ON records(kind, record_date);
+
+CREATE TABLE well_records(
+  record_id TEXT COLLATE "C" PRIMARY KEY REFERENCES records(id) ON DELETE CASCADE,
+  drilled_depth_m DOUBLE PRECISION NOT NULL,
+  static_water_level_m DOUBLE PRECISION NOT NULL,
+  yield_lph DOUBLE PRECISION NOT NULL,
+  water_source TEXT COLLATE "C" NOT NULL, extraction TEXT COLLATE "C" NOT NULL,
+  functional_status TEXT COLLATE "C" NOT NULL,      -- FUNCTIONAL, PARTLY_FUNCTIONAL, NOT_FUNCTIONAL
+  population_served BIGINT NOT NULL,
+  commissioned_date TEXT COLLATE "C", visit_date TEXT COLLATE "C" NOT NULL);
+
+-- One row per test; a value not measured is NULL.
+CREATE TABLE water_quality_tests(
+  record_id TEXT COLLATE "C" NOT NULL REFERENCES records(id) ON DELETE CASCADE,
+  idx BIGINT NOT NULL,
+  tested_date TEXT COLLATE "C" NOT NULL,
+  ecoli_cfu_per_100ml DOUBLE PRECISION,
+  turbidity_ntu DOUBLE PRECISION,
+  arsenic_ug_per_l DOUBLE PRECISION,
+  fluoride_mg_per_l DOUBLE PRECISION,
+  PRIMARY KEY (record_id, idx));
+
+CREATE TABLE cataract_surgeries(
+  record_id TEXT COLLATE "C" PRIMARY KEY REFERENCES records(id) ON DELETE CASCADE,
+  patient_ref TEXT COLLATE "C" NOT NULL, age_years BIGINT NOT NULL,
+  sex TEXT COLLATE "C" NOT NULL,
+  eye TEXT COLLATE "C" NOT NULL,
+  surgery_date TEXT COLLATE "C" NOT NULL,
+  surgeon_ref TEXT COLLATE "C" NOT NULL,
+  technique TEXT COLLATE "C" NOT NULL,
+  iol_implanted BIGINT NOT NULL,
+  preop_va TEXT COLLATE "C" NOT NULL,
+  complications BIGINT NOT NULL);     -- number of complications recorded
+
+-- presenting_va_decimal is the decimal acuity (6/18 = 0.333...); the WHO category is computed
+-- from it at query time so that the cut-off stays a parameter.
+CREATE TABLE cataract_follow_ups(
+  record_id TEXT COLLATE "C" NOT NULL REFERENCES records(id) ON DELETE CASCADE,
+  stage TEXT COLLATE "C" NOT NULL,                  -- DAY_1, WEEKS_1_3, WEEKS_4_12
+  visit_date TEXT COLLATE "C" NOT NULL,
+  presenting_va TEXT COLLATE "C" NOT NULL,
+  presenting_va_decimal DOUBLE PRECISION NOT NULL,
+  PRIMARY KEY (record_id, stage));
+
+CREATE TABLE classroom_donations(
+  record_id TEXT COLLATE "C" PRIMARY KEY REFERENCES records(id) ON DELETE CASCADE,
+  school_name TEXT COLLATE "C" NOT NULL,
+  delivered_date TEXT COLLATE "C" NOT NULL,
+  received_by TEXT COLLATE "C" NOT NULL,
+  condition TEXT COLLATE "C" NOT NULL,
+  students_reached BIGINT NOT NULL,
+  teachers_trained BIGINT NOT NULL);
+
+CREATE TABLE donation_items(
+  record_id TEXT COLLATE "C" NOT NULL REFERENCES records(id) ON DELETE CASCADE,
+  idx BIGINT NOT NULL,
+  item_type TEXT COLLATE "C" NOT NULL, quantity BIGINT NOT NULL, quantity_received BIGINT NOT NULL,
+  unit_value_minor BIGINT NOT NULL, currency TEXT COLLATE "C",
+  PRIMARY KEY (record_id, idx));
+
+CREATE TABLE expenditures(
+  record_id TEXT COLLATE "C" PRIMARY KEY REFERENCES records(id) ON DELETE CASCADE,
+  amount_minor BIGINT NOT NULL,
+  currency TEXT COLLATE "C" NOT NULL,
+  category TEXT COLLATE "C" NOT NULL,
+  spent_date TEXT COLLATE "C" NOT NULL, receipt_ref TEXT COLLATE "C" NOT NULL);
+
+-- Append-only, hash-chained: hash = SHA-256(prev_hash || canonical bytes of the entry); see
+-- docs/ARCHITECTURE.md. seq is the server sequence and every document's version.
+CREATE TABLE change_log(
+  seq BIGINT PRIMARY KEY,
+  collection TEXT COLLATE "C" NOT NULL,
+  doc_id TEXT COLLATE "C" NOT NULL,
+  op TEXT COLLATE "C" NOT NULL,
+  actor_id TEXT COLLATE "C" NOT NULL,
+  device_id TEXT COLLATE "C", device_seq BIGINT, hlc TEXT COLLATE "C",
+  server_time BIGINT NOT NULL,
+  payload BYTEA NOT NULL,
+  prev_hash TEXT COLLATE "C" NOT NULL,
+  hash TEXT COLLATE "C" NOT NULL);
+CREATE INDEX change_log_by_doc ON change_log(collection, doc_id, seq);
+CREATE FUNCTION change_log_append_only() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+  RAISE EXCEPTION 'change_log is append-only' USING ERRCODE = 'restrict_violation';
+END $$;
+CREATE TRIGGER change_log_no_update BEFORE UPDATE ON change_log
+  FOR EACH ROW EXECUTE FUNCTION change_log_append_only();
+CREATE TRIGGER change_log_no_delete BEFORE DELETE ON change_log
+  FOR EACH ROW EXECUTE FUNCTION change_log_append_only();
+CREATE TRIGGER change_log_no_truncate BEFORE TRUNCATE ON change_log
+  FOR EACH STATEMENT EXECUTE FUNCTION change_log_append_only();
+CREATE TABLE docs(
+  collection TEXT COLLATE "C" NOT NULL,
+  doc_id TEXT COLLATE "C" NOT NULL,
+  partner_id TEXT COLLATE "C" NOT NULL,             -- the sync scope the document belongs to
+  seq BIGINT NOT NULL,                 -- change_log seq of its last change (pull order)
+  deleted BIGINT NOT NULL DEFAULT 0,
+  payload BYTEA NOT NULL,                -- canonical payload (fieldsync/sync/document.h)
+  PRIMARY KEY (collection, doc_id));
+CREATE INDEX docs_by_scope ON docs(partner_id, seq);
+
+CREATE TABLE doc_fields(
+  collection TEXT COLLATE "C" NOT NULL,
+  doc_id TEXT COLLATE "C" NOT NULL,
+  path TEXT COLLATE "C" NOT NULL,
+  value BYTEA NOT NULL,
+  hlc TEXT COLLATE "C" NOT NULL,
+  seq BIGINT NOT NULL,
+  PRIMARY KEY (collection, doc_id, path));
+
+-- XOR-of-SHA-256 over the live documents of each scope, kept up to date by every write.
+CREATE TABLE scope_checksums(
+  partner_id TEXT COLLATE "C" PRIMARY KEY,
+  digest BYTEA NOT NULL,
+  documents BIGINT NOT NULL);
+
+-- (device_id, device_seq) is the idempotency key of a pushed change.
+CREATE UNIQUE INDEX change_log_by_device ON change_log(device_id, device_seq)
+  WHERE device_id IS NOT NULL;
+
+CREATE TABLE conflicts(
+  id TEXT COLLATE "C" PRIMARY KEY,
+  collection TEXT COLLATE "C" NOT NULL,
+  doc_id TEXT COLLATE "C" NOT NULL,
+  partner_id TEXT COLLATE "C" NOT NULL,
+  path TEXT COLLATE "C" NOT NULL,
+  winning_value BYTEA NOT NULL,
+  winning_hlc TEXT COLLATE "C" NOT NULL,
+  winning_writer TEXT COLLATE "C" NOT NULL,
+  losing_value BYTEA NOT NULL,
+  losing_hlc TEXT COLLATE "C" NOT NULL,
+  losing_writer TEXT COLLATE "C" NOT NULL,
+  seq BIGINT NOT NULL,
+  detected_at BIGINT NOT NULL,
+  status TEXT COLLATE "C" NOT NULL,                 -- OPEN, RESOLVED
+  resolved_by TEXT COLLATE "C", resolved_at BIGINT, resolution TEXT COLLATE "C");
+CREATE INDEX conflicts_by_status ON conflicts(status, id);
+CREATE INDEX conflicts_by_doc ON conflicts(doc_id, id);
+
+-- One-time enrollment codes; only their SHA-256 is kept.
+CREATE TABLE enrollments(
+  code_sha256 TEXT COLLATE "C" PRIMARY KEY,
+  device_id TEXT COLLATE "C" NOT NULL REFERENCES devices(id),
+  created_at BIGINT NOT NULL,
+  expires_at BIGINT NOT NULL,
+  used_at BIGINT);
+)sql",
+    R"sql(
+CREATE TABLE change_fields(
+  seq BIGINT NOT NULL,                 -- change_log.seq
+  path TEXT COLLATE "C" NOT NULL,                   -- document path (fieldsync/sync/document.h)
+  old_value BYTEA,                       -- value before the change; NULL when unset
+  outcome TEXT COLLATE "C" NOT NULL,                -- WON, LOST, APPLIED
+  PRIMARY KEY (seq, path));
+CREATE TABLE change_projects(
+  seq BIGINT PRIMARY KEY,              -- change_log.seq
+  project_id TEXT COLLATE "C" NOT NULL);
+CREATE INDEX change_projects_by_project ON change_projects(project_id, seq);
+)sql",
+    R"sql(
+CREATE TABLE server_meta(
+  key TEXT COLLATE "C" PRIMARY KEY,
+  value TEXT COLLATE "C" NOT NULL);
+)sql",
+};
+static_assert(std::size(kPostgresMigrations) == std::size(kMigrations),
+              "every migration has its PostgreSQL form");
+
 }  // namespace
 
 absl::Status SetMeta(db::Connection& db, absl::string_view key, absl::string_view value) {
@@ -281,25 +543,41 @@ absl::StatusOr<std::string> GetMeta(db::Connection& db, absl::string_view key) {
 int LatestSchemaVersion() { return static_cast<int>(std::size(kMigrations)); }
 
 absl::Status Migrate(db::Connection& db) {
-  if (db.engine() != db::Engine::kSqlite) {
-    return absl::UnimplementedError("Migrate: PostgreSQL schema not built yet");
-  }
-  FS_RETURN_IF_ERROR(db.Exec(
-      "CREATE TABLE IF NOT EXISTS schema_migrations("
-      "version INTEGER PRIMARY KEY, applied_at TEXT NOT NULL DEFAULT (datetime('now')))"));
-  FS_ASSIGN_OR_RETURN(db::Statement * q,
-                      db.Prepare("SELECT COALESCE(MAX(version), 0) FROM schema_migrations"));
-  FS_ASSIGN_OR_RETURN(bool row, q->Step());
-  int current = row ? static_cast<int>(q->ColumnInt(0)) : 0;
-  q->Reset();
-  if (current > LatestSchemaVersion()) {
-    return absl::FailedPreconditionError(
-        absl::StrCat("database schema version ", current, " is newer than this fieldsyncd (",
-                     LatestSchemaVersion(), "); upgrade fieldsyncd"));
-  }
-  for (int v = current + 1; v <= LatestSchemaVersion(); ++v) {
+  const bool postgres = db.engine() == db::Engine::kPostgres;
+  const char* const* migrations = postgres ? kPostgresMigrations : kMigrations;
+  if (postgres) {
+    // Under the write lock, like every step below: replicas starting at once migrate once.
     FS_ASSIGN_OR_RETURN(auto tx, db::Transaction::Begin(db, db::Transaction::kWrite));
-    FS_RETURN_IF_ERROR(db.Exec(kMigrations[v - 1]));
+    FS_RETURN_IF_ERROR(db.Exec(
+        "CREATE TABLE IF NOT EXISTS schema_migrations("
+        "version BIGINT PRIMARY KEY, applied_at TIMESTAMPTZ NOT NULL DEFAULT now())"));
+    FS_RETURN_IF_ERROR(tx.Commit());
+  } else {
+    FS_RETURN_IF_ERROR(db.Exec(
+        "CREATE TABLE IF NOT EXISTS schema_migrations("
+        "version INTEGER PRIMARY KEY, applied_at TEXT NOT NULL DEFAULT (datetime('now')))"));
+  }
+  auto current_version = [&]() -> absl::StatusOr<int> {
+    FS_ASSIGN_OR_RETURN(db::Statement * q,
+                        db.Prepare("SELECT COALESCE(MAX(version), 0) FROM schema_migrations"));
+    FS_ASSIGN_OR_RETURN(bool row, q->Step());
+    int current = row ? static_cast<int>(q->ColumnInt(0)) : 0;
+    q->Reset();
+    if (current > LatestSchemaVersion()) {
+      return absl::FailedPreconditionError(
+          absl::StrCat("database schema version ", current, " is newer than this fieldsyncd (",
+                       LatestSchemaVersion(), "); upgrade fieldsyncd"));
+    }
+    return current;
+  };
+  FS_ASSIGN_OR_RETURN(int current, current_version());
+  while (current < LatestSchemaVersion()) {
+    FS_ASSIGN_OR_RETURN(auto tx, db::Transaction::Begin(db, db::Transaction::kWrite));
+    // Again inside the transaction: another replica may have migrated while we waited.
+    FS_ASSIGN_OR_RETURN(current, current_version());
+    if (current >= LatestSchemaVersion()) return tx.Commit();
+    const int v = current + 1;
+    FS_RETURN_IF_ERROR(db.Exec(migrations[v - 1]));
     if (v == 2) FS_RETURN_IF_ERROR(BackfillChangeFields(db));
     if (v == 3) FS_RETURN_IF_ERROR(SetMeta(db, "epoch", NewUuidV7()));
     FS_ASSIGN_OR_RETURN(db::Statement * ins,
@@ -307,6 +585,7 @@ absl::Status Migrate(db::Connection& db) {
     ins->Bind(1, v);
     FS_RETURN_IF_ERROR(ins->Run());
     FS_RETURN_IF_ERROR(tx.Commit());
+    current = v;
   }
   return absl::OkStatus();
 }

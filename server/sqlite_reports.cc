@@ -4,6 +4,7 @@
 // Every scan steps one prepared statement and hands rows on one at a time; nothing here holds a
 // table in memory. SQL text is built only from constant fragments; every value is bound.
 
+#include <algorithm>
 #include <cctype>
 #include <cstring>
 #include <string>
@@ -14,6 +15,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
+#include "absl/strings/str_replace.h"
 #include "absl/time/time.h"
 #include "fieldsync/base/status_macros.h"
 #include "fieldsync/model/visual_acuity.h"
@@ -32,6 +34,9 @@ using Statement = db::Statement;
 
 namespace {
 
+// Rows per multi-row INSERT (a bounded number of statement texts).
+constexpr size_t kRowsPerInsert = 100;
+
 const char* OutcomeOf(const sync::FieldOutcome& f) {
   if (f.applied) return f.conflict ? "WON" : "APPLIED";
   // A replay (same clock, same value) is neither: its value is already current.
@@ -43,23 +48,26 @@ const char* OutcomeOf(const sync::FieldOutcome& f) {
 
 absl::Status WriteChangeFields(Database& db, int64_t seq, absl::string_view project_id,
                                const sync::Document& before, const sync::MergeResult& merged) {
-  if (!merged.fields.empty()) {
-    FS_ASSIGN_OR_RETURN(Statement * st,
-                        db.Prepare("INSERT INTO change_fields(seq, path, old_value, outcome) "
-                                   "VALUES(?, ?, ?, ?)"));
-    for (const sync::FieldOutcome& f : merged.fields) {
-      st->Reset();
-      st->Bind(1, seq);
-      st->Bind(2, f.path);
+  // Up to kRowsPerInsert rows per INSERT: one round trip to PostgreSQL, not one per field.
+  for (size_t start = 0; start < merged.fields.size(); start += kRowsPerInsert) {
+    const size_t n = std::min(kRowsPerInsert, merged.fields.size() - start);
+    std::string sql = "INSERT INTO change_fields(seq, path, old_value, outcome) VALUES";
+    for (size_t i = 0; i < n; ++i) absl::StrAppend(&sql, i == 0 ? " " : ", ", "(?, ?, ?, ?)");
+    FS_ASSIGN_OR_RETURN(Statement * st, db.Prepare(sql));
+    for (size_t i = 0; i < n; ++i) {
+      const sync::FieldOutcome& f = merged.fields[start + i];
+      const int b = static_cast<int>(i * 4);
+      st->Bind(b + 1, seq);
+      st->Bind(b + 2, f.path);
       auto it = before.fields.find(f.path);
       if (it == before.fields.end()) {
-        st->BindNull(3);
+        st->BindNull(b + 3);
       } else {
-        st->BindBlob(3, it->second.value);
+        st->BindBlob(b + 3, it->second.value);
       }
-      st->Bind(4, OutcomeOf(f));
-      FS_RETURN_IF_ERROR(st->Run());
+      st->Bind(b + 4, OutcomeOf(f));
     }
+    FS_RETURN_IF_ERROR(st->Run());
   }
   if (!project_id.empty()) {
     FS_ASSIGN_OR_RETURN(Statement * st,
@@ -148,7 +156,7 @@ class Conditions {
     parts_.emplace_back(fragment);
     params_.emplace_back(value);
   }
-  std::string Sql() const { return parts_.empty() ? "1" : absl::StrJoin(parts_, " AND "); }
+  std::string Sql() const { return parts_.empty() ? "1 = 1" : absl::StrJoin(parts_, " AND "); }
   void Bind(Statement& st) const {
     for (size_t i = 0; i < params_.size(); ++i) {
       int idx = static_cast<int>(i + 1);
@@ -251,9 +259,19 @@ absl::Status ReadDocColumns(const Statement& st, M* doc, ReportProvenance* who) 
   return absl::OkStatus();
 }
 
+// SQLite's planner hints above (CROSS JOIN fixes the join order, a unary plus hides a column
+// from index selection) are no PostgreSQL: there the planner chooses, and the scan streams
+// through a cursor whatever the plan.
+std::string ForEngine(const Database& db, std::string sql) {
+  if (db.engine() != db::Engine::kPostgres) return sql;
+  absl::StrReplaceAll({{" CROSS JOIN ", " JOIN "}, {"+p.", "p."}, {"+r.", "r."}, {"+l.", "l."}},
+                      &sql);
+  return sql;
+}
+
 absl::StatusOr<std::unique_ptr<Statement>> PrepareScan(Database& db, const std::string& sql,
                                                        const Conditions& c) {
-  FS_ASSIGN_OR_RETURN(std::unique_ptr<Statement> st, db.PrepareUncached(sql));
+  FS_ASSIGN_OR_RETURN(std::unique_ptr<Statement> st, db.PrepareUncached(ForEngine(db, sql)));
   c.Bind(*st);
   return st;
 }
@@ -328,18 +346,19 @@ class SqliteReportSnapshot final : public ReportSnapshot {
 absl::StatusOr<ReportCounts> SqliteReportSnapshot::Count(const ReportQuery& q, unsigned which) {
   ReportCounts out;
   Database& db = *db_;
-  // Per-kind counts are one pass of SUM(kind = ...), not GROUP BY kind: a GROUP BY that no index
-  // orders sorts every input row in a temporary b-tree first (in memory, temp_store=MEMORY).
+  // Per-kind counts are one pass of SUM(CASE WHEN kind = ...), not GROUP BY kind: a GROUP BY
+  // that no index orders sorts every input row in a temporary b-tree first (in memory,
+  // temp_store=MEMORY).
   if (which & kCountProjects) {
     Conditions c;
     AddProjectFilters(c, q);
     AddProjectPeriod(c, q);
     std::vector<std::string> sums;
     for (int k = 1; k <= 3; ++k) {
-      sums.push_back(absl::StrCat("SUM(p.kind = '",
+      sums.push_back(absl::StrCat("SUM(CASE WHEN p.kind = '",
                                   v1::ProjectKind_Name(static_cast<v1::ProjectKind>(k))
                                       .substr(std::strlen("PROJECT_KIND_")),
-                                  "')"));
+                                  "' THEN 1 ELSE 0 END)"));
     }
     FS_ASSIGN_OR_RETURN(std::unique_ptr<Statement> st,
                         PrepareScan(db,
@@ -375,9 +394,9 @@ absl::StatusOr<ReportCounts> SqliteReportSnapshot::Count(const ReportQuery& q, u
     std::vector<std::string> sums;
     for (int k = 1; k <= 4; ++k) {
       sums.push_back(absl::StrCat(
-          "SUM(r.kind = '",
+          "SUM(CASE WHEN r.kind = '",
           v1::RecordKind_Name(static_cast<v1::RecordKind>(k)).substr(std::strlen("RECORD_KIND_")),
-          "')"));
+          "' THEN 1 ELSE 0 END)"));
     }
     FS_ASSIGN_OR_RETURN(
         std::unique_ptr<Statement> st,
@@ -445,9 +464,10 @@ absl::Status SqliteReportSnapshot::FillAggregates(const ReportQuery& q, ReportPr
       FS_ASSIGN_OR_RETURN(
           Statement * st,
           db.Prepare(absl::StrCat(
-              "SELECT COUNT(*), SUM(w.functional_status = 'FUNCTIONAL'), "
-              "SUM(w.functional_status = 'PARTLY_FUNCTIONAL'), "
-              "SUM(w.functional_status = 'NOT_FUNCTIONAL'), "
+              "SELECT COUNT(*), "
+              "SUM(CASE WHEN w.functional_status = 'FUNCTIONAL' THEN 1 ELSE 0 END), "
+              "SUM(CASE WHEN w.functional_status = 'PARTLY_FUNCTIONAL' THEN 1 ELSE 0 END), "
+              "SUM(CASE WHEN w.functional_status = 'NOT_FUNCTIONAL' THEN 1 ELSE 0 END), "
               "SUM(CASE WHEN w.functional_status = 'FUNCTIONAL' THEN w.population_served ELSE 0 END) "
               "FROM records r JOIN well_records w ON w.record_id = r.id WHERE",
               kRecords)));
@@ -471,12 +491,13 @@ absl::Status SqliteReportSnapshot::FillAggregates(const ReportQuery& q, ReportPr
           Statement * st,
           db.Prepare(absl::StrCat(
               "SELECT COUNT(*), "
-              "SUM(EXISTS(SELECT 1 FROM cataract_follow_ups f WHERE f.record_id = r.id "
-              "AND f.stage = 'DAY_1')), "
-              "SUM(EXISTS(SELECT 1 FROM cataract_follow_ups f WHERE f.record_id = r.id "
-              "AND f.stage = 'WEEKS_4_12')), "
-              "SUM(EXISTS(SELECT 1 FROM cataract_follow_ups f WHERE f.record_id = r.id "
-              "AND f.stage = 'WEEKS_4_12' AND f.presenting_va_decimal >= ", good, ")) "
+              "SUM(CASE WHEN EXISTS(SELECT 1 FROM cataract_follow_ups f WHERE f.record_id = r.id "
+              "AND f.stage = 'DAY_1') THEN 1 ELSE 0 END), "
+              "SUM(CASE WHEN EXISTS(SELECT 1 FROM cataract_follow_ups f WHERE f.record_id = r.id "
+              "AND f.stage = 'WEEKS_4_12') THEN 1 ELSE 0 END), "
+              "SUM(CASE WHEN EXISTS(SELECT 1 FROM cataract_follow_ups f WHERE f.record_id = r.id "
+              "AND f.stage = 'WEEKS_4_12' AND f.presenting_va_decimal >= ", good,
+              ") THEN 1 ELSE 0 END) "
               "FROM records r JOIN cataract_surgeries c ON c.record_id = r.id WHERE",
               kRecords)));
       bind(st);
@@ -524,7 +545,7 @@ absl::Status SqliteReportSnapshot::FillAggregates(const ReportQuery& q, ReportPr
       Statement * st,
       db.Prepare(absl::StrCat("SELECT COUNT(*), "
                               "SUM(CASE WHEN e.currency = ?4 THEN e.amount_minor ELSE 0 END), "
-                              "SUM(e.currency <> ?4) FROM records r "
+                              "SUM(CASE WHEN e.currency <> ?4 THEN 1 ELSE 0 END) FROM records r "
                               "JOIN expenditures e ON e.record_id = r.id WHERE",
                               kRecords)));
   bind(st);

@@ -52,7 +52,7 @@ StatsQuery BuildQuery(const v1::GetStatsRequest& f, const Scope& scope) {
     default:
       q.record_key = q.project_key = "'all'";
   }
-  std::vector<std::string> pw = {"1"};
+  std::vector<std::string> pw = {"1 = 1"};
   auto add = [&](bool cond, const char* fragment, const std::string& value) {
     if (!cond) return;
     pw.push_back(fragment);
@@ -148,9 +148,9 @@ absl::StatusOr<v1::GetStatsResponse> SqliteStore::GetStats(const v1::GetStatsReq
     FS_RETURN_IF_ERROR(ForEachRow(
         db,
         RecordSql(q,
-                  "COUNT(*), SUM(w.functional_status = 'FUNCTIONAL'), "
-                  "SUM(w.functional_status = 'PARTLY_FUNCTIONAL'), "
-                  "SUM(w.functional_status = 'NOT_FUNCTIONAL'), "
+                  "COUNT(*), SUM(CASE WHEN w.functional_status = 'FUNCTIONAL' THEN 1 ELSE 0 END), "
+                  "SUM(CASE WHEN w.functional_status = 'PARTLY_FUNCTIONAL' THEN 1 ELSE 0 END), "
+                  "SUM(CASE WHEN w.functional_status = 'NOT_FUNCTIONAL' THEN 1 ELSE 0 END), "
                   "SUM(CASE WHEN w.functional_status IN ('FUNCTIONAL', 'PARTLY_FUNCTIONAL') "
                   "THEN w.population_served ELSE 0 END)",
                   "JOIN well_records w ON w.record_id = r.id"),
@@ -163,16 +163,21 @@ absl::StatusOr<v1::GetStatsResponse> SqliteStore::GetStats(const v1::GetStatsReq
           w->set_people_served(st.ColumnInt(5));
           w->set_functional_share(Share(w->functional(), w->water_points()));
         }));
-    std::string ecoli = absl::StrCat("COALESCE(t.ecoli_cfu_per_100ml > ", kEcoliMaxCfu, ", 0)");
-    std::string turb = absl::StrCat("COALESCE(t.turbidity_ntu > ", kTurbidityMaxNtu, ", 0)");
-    std::string ars = absl::StrCat("COALESCE(t.arsenic_ug_per_l > ", kArsenicMaxUgPerL, ", 0)");
-    std::string fl = absl::StrCat("COALESCE(t.fluoride_mg_per_l > ", kFluorideMaxMgPerL, ", 0)");
+    // Conditions (a value not measured fails none), counted as CASE WHEN … THEN 1 ELSE 0: a
+    // boolean is no number on PostgreSQL.
+    std::string ecoli = absl::StrCat("t.ecoli_cfu_per_100ml > ", kEcoliMaxCfu);
+    std::string turb = absl::StrCat("t.turbidity_ntu > ", kTurbidityMaxNtu);
+    std::string ars = absl::StrCat("t.arsenic_ug_per_l > ", kArsenicMaxUgPerL);
+    std::string fl = absl::StrCat("t.fluoride_mg_per_l > ", kFluorideMaxMgPerL);
+    auto count = [](const std::string& cond) {
+      return absl::StrCat("SUM(CASE WHEN ", cond, " THEN 1 ELSE 0 END)");
+    };
     FS_RETURN_IF_ERROR(ForEachRow(
         db,
         RecordSql(q,
-                  absl::StrCat("COUNT(*), SUM(", ecoli, "), SUM(", turb, "), SUM(", ars,
-                               "), SUM(", fl, "), SUM(", ecoli, " OR ", turb, " OR ", ars, " OR ",
-                               fl, ")"),
+                  absl::StrCat("COUNT(*), ", count(ecoli), ", ", count(turb), ", ", count(ars),
+                               ", ", count(fl), ", ",
+                               count(absl::StrCat(ecoli, " OR ", turb, " OR ", ars, " OR ", fl))),
                   "JOIN water_quality_tests t ON t.record_id = r.id"),
         q.record_params, [&](const Statement& st) {
           v1::WellIndicators* w = group(st).mutable_wells();
@@ -188,8 +193,9 @@ absl::StatusOr<v1::GetStatsResponse> SqliteStore::GetStats(const v1::GetStatsReq
     FS_RETURN_IF_ERROR(ForEachRow(
         db,
         RecordSql(q,
-                  "COUNT(*), SUM(c.sex = 'FEMALE'), SUM(c.iol_implanted), "
-                  "SUM(c.complications > 0)",
+                  "COUNT(*), SUM(CASE WHEN c.sex = 'FEMALE' THEN 1 ELSE 0 END), "
+                  "SUM(c.iol_implanted), "
+                  "SUM(CASE WHEN c.complications > 0 THEN 1 ELSE 0 END)",
                   "JOIN cataract_surgeries c ON c.record_id = r.id"),
         q.record_params, [&](const Statement& st) {
           v1::CataractIndicators* c = group(st).mutable_cataract();
@@ -207,10 +213,12 @@ absl::StatusOr<v1::GetStatsResponse> SqliteStore::GetStats(const v1::GetStatsReq
     FS_RETURN_IF_ERROR(ForEachRow(
         db,
         RecordSql(q,
-                  absl::StrCat("f.stage, COUNT(*), SUM(f.presenting_va_decimal >= ", good,
-                               "), SUM(f.presenting_va_decimal < ", good,
-                               " AND f.presenting_va_decimal >= ", borderline,
-                               "), SUM(f.presenting_va_decimal < ", borderline, ")"),
+                  absl::StrCat("f.stage, COUNT(*), ",
+                               "SUM(CASE WHEN f.presenting_va_decimal >= ", good,
+                               " THEN 1 ELSE 0 END), SUM(CASE WHEN f.presenting_va_decimal < ",
+                               good, " AND f.presenting_va_decimal >= ", borderline,
+                               " THEN 1 ELSE 0 END), SUM(CASE WHEN f.presenting_va_decimal < ",
+                               borderline, " THEN 1 ELSE 0 END)"),
                   "JOIN cataract_follow_ups f ON f.record_id = r.id", "1, 2"),
         q.record_params, [&](const Statement& st) {
           group(st);

@@ -2,9 +2,12 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdlib>
 #include <map>
+#include <set>
 #include <variant>
 
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
@@ -44,6 +47,9 @@ std::string Serialize(const google::protobuf::Message& m) {
   coded.Trim();
   return out;
 }
+
+// Rows per multi-row INSERT of a document's fields (a bounded number of statement texts).
+constexpr size_t kRowsPerInsert = 100;
 
 // The columns every document table shares, in this order, after the caller's own columns.
 constexpr char kDocColumns[] = "payload, version, created_at, updated_at, created_by, updated_by";
@@ -96,7 +102,7 @@ class Where {
     if (cond) Add(fragment, std::move(p));
   }
   std::string Sql() const {
-    return parts_.empty() ? "1" : absl::StrJoin(parts_, " AND ");
+    return parts_.empty() ? "1 = 1" : absl::StrJoin(parts_, " AND ");
   }
   std::vector<Param>& params() { return params_; }
 
@@ -573,8 +579,10 @@ absl::Status SqliteStore::Write(const WriteFn& fn) {
   if (tx_owner_.load() == std::this_thread::get_id()) {
     // Inside RunInTransaction on this thread: the writer lock is already held.
     FS_RETURN_IF_ERROR(writer_->Exec("SAVEPOINT write"));
+    const std::map<std::string, ScopeDelta> scopes_before = scope_deltas_;
     absl::Status s = fn(*writer_);
     if (!s.ok()) {
+      scope_deltas_ = scopes_before;
       writer_->Exec("ROLLBACK TO write").IgnoreError();
       writer_->Exec("RELEASE write").IgnoreError();
       return s;
@@ -605,10 +613,36 @@ absl::Status SqliteStore::Write(const WriteFn& fn) {
   return me.status;
 }
 
+namespace {
+
+// Test only (tests/replicas_test.cc, the late-commit test): FIELDSYNC_TEST_DELAY_BEFORE_COMMIT_MS=N
+// makes every write transaction that appended to the change log wait N ms between its writes and
+// its COMMIT, holding it open (and on PostgreSQL the write lock), so that a change commits late
+// on one replica while another replica writes. Read once; never set outside tests.
+void DelayBeforeCommitForTests(db::Connection& writer,
+                               const std::function<int64_t()>& committed_seq) {
+  static const int64_t ms = [] {
+    const char* v = std::getenv("FIELDSYNC_TEST_DELAY_BEFORE_COMMIT_MS");
+    int64_t n = 0;
+    return v != nullptr && absl::SimpleAtoi(v, &n) && n > 0 ? n : int64_t{0};
+  }();
+  if (ms <= 0) return;
+  // The writer sees its own appends; committed_seq() what everyone sees.
+  absl::StatusOr<db::Statement*> st = writer.Prepare("SELECT COALESCE(MAX(seq), 0) FROM change_log");
+  if (!st.ok()) return;
+  absl::StatusOr<bool> row = (*st)->Step();
+  int64_t mine = row.ok() && *row ? (*st)->ColumnInt(0) : 0;
+  (*st)->Reset();
+  if (mine > committed_seq()) absl::SleepFor(absl::Milliseconds(ms));
+}
+
+}  // namespace
+
 void SqliteStore::CommitGroup(const std::vector<PendingWrite*>& group) {
   auto fail_all = [&](const absl::Status& s) {
     for (PendingWrite* w : group) w->status = s;
   };
+  scope_deltas_.clear();
   absl::StatusOr<db::Transaction> tx =
       db::Transaction::Begin(*writer_, db::Transaction::kWrite);
   if (!tx.ok()) return fail_all(tx.status());
@@ -616,12 +650,15 @@ void SqliteStore::CommitGroup(const std::vector<PendingWrite*>& group) {
     // Alone: the transaction is the write's own, as without grouping.
     PendingWrite* w = group.front();
     w->status = (*w->fn)(*writer_);
+    if (w->status.ok()) w->status = FlushScopes(*writer_);
+    if (w->status.ok()) DelayBeforeCommitForTests(*writer_, [this] { return LastSeq(); });
     if (w->status.ok()) w->status = tx->Commit();
     if (w->status.ok()) PublishLastSeq();
     return;
   }
   bool any = false;
   for (PendingWrite* w : group) {
+    const std::map<std::string, ScopeDelta> scopes_before = scope_deltas_;
     absl::Status s = writer_->Exec("SAVEPOINT group_write");
     if (s.ok()) s = (*w->fn)(*writer_);
     if (s.ok()) s = writer_->Exec("RELEASE group_write");
@@ -633,6 +670,7 @@ void SqliteStore::CommitGroup(const std::vector<PendingWrite*>& group) {
     // Undo this write alone. If that fails, SQLite has already rolled the whole transaction
     // back (disk full, I/O error): nothing of the group stands, and no later write may run
     // outside a transaction.
+    scope_deltas_ = scopes_before;
     absl::Status undo = writer_->Exec("ROLLBACK TO group_write");
     if (undo.ok()) undo = writer_->Exec("RELEASE group_write");
     if (!undo.ok()) {
@@ -647,7 +685,9 @@ void SqliteStore::CommitGroup(const std::vector<PendingWrite*>& group) {
     }
   }
   if (!any) return;  // nothing to keep: tx's destructor rolls back
-  absl::Status committed = tx->Commit();
+  absl::Status committed = FlushScopes(*writer_);
+  if (committed.ok()) DelayBeforeCommitForTests(*writer_, [this] { return LastSeq(); });
+  if (committed.ok()) committed = tx->Commit();
   if (!committed.ok()) {
     for (PendingWrite* w : group) {
       if (w->status.ok()) w->status = committed;
@@ -677,10 +717,13 @@ absl::Status SqliteStore::RunInTransaction(const std::function<absl::Status()>& 
   }
   absl::MutexLock lock(&writer_mu_);
   FS_ASSIGN_OR_RETURN(auto tx, db::Transaction::Begin(*writer_, db::Transaction::kWrite));
+  scope_deltas_.clear();
   tx_owner_.store(std::this_thread::get_id());
   absl::Status s = fn();
   tx_owner_.store(std::thread::id());
+  if (s.ok()) s = FlushScopes(*writer_);
   FS_RETURN_IF_ERROR(s);
+  DelayBeforeCommitForTests(*writer_, [this] { return LastSeq(); });
   FS_RETURN_IF_ERROR(tx.Commit());
   PublishLastSeq();
   return absl::OkStatus();
@@ -717,8 +760,10 @@ absl::StatusOr<v1::Partner> SqliteStore::CreatePartner(const v1::Partner& partne
     st->Bind(8, actor.id);
     st->Bind(9, actor.id);
     absl::Status s = st->Run();
+    // The unique index on name: "partners.name" on SQLite, "partners_name_key" on PostgreSQL.
     if (s.code() == absl::StatusCode::kAlreadyExists &&
-        absl::StrContains(s.message(), "partners.name")) {
+        (absl::StrContains(s.message(), "partners.name") ||
+         absl::StrContains(s.message(), "partners_name_key"))) {
       return absl::AlreadyExistsError(
           absl::StrCat("partner.name: a partner named \"", partner.name(), "\" already exists"));
     }
@@ -829,7 +874,9 @@ absl::StatusOr<v1::User> SqliteStore::CreateUser(const v1::User& user, const Act
     st->BindTextOrNull(4, user.partner_id());
     st->Bind(5, now);
     absl::Status s = st->Run();
-    if (s.code() == absl::StatusCode::kAlreadyExists && absl::StrContains(s.message(), "name")) {
+    if (s.code() == absl::StatusCode::kAlreadyExists &&
+        (absl::StrContains(s.message(), "users.name") ||
+         absl::StrContains(s.message(), "users_name_key"))) {
       return absl::AlreadyExistsError(
           absl::StrCat("user.name: a user named \"", user.name(), "\" already exists"));
     }
@@ -1121,10 +1168,17 @@ absl::StatusOr<std::vector<v1::Project>> SqliteStore::ListProjects(
                 ShortName(f.status()));
     // One named parameter used four times takes one slot in SQLite's numbering, in order of
     // first appearance, so it binds like a single "?".
+    // instr is strpos on PostgreSQL.
     where.AddIf(!f.text().empty(),
-                "(instr(lower(title), lower($text)) > 0 OR instr(lower(donor), lower($text)) > 0 "
-                "OR instr(lower(admin_area), lower($text)) > 0 "
-                "OR instr(lower(iati_identifier), lower($text)) > 0)",
+                db.engine() == db::Engine::kPostgres
+                    ? "(strpos(lower(title), lower($text)) > 0 "
+                      "OR strpos(lower(donor), lower($text)) > 0 "
+                      "OR strpos(lower(admin_area), lower($text)) > 0 "
+                      "OR strpos(lower(iati_identifier), lower($text)) > 0)"
+                    : "(instr(lower(title), lower($text)) > 0 "
+                      "OR instr(lower(donor), lower($text)) > 0 "
+                      "OR instr(lower(admin_area), lower($text)) > 0 "
+                      "OR instr(lower(iati_identifier), lower($text)) > 0)",
                 f.text());
     std::string tail;
     AddPage(where, tail, page, "id");
@@ -1275,9 +1329,21 @@ absl::StatusOr<StoredDoc> LoadDoc(Database& db, absl::string_view collection,
   return out;
 }
 
-// XORs `payload`'s document hash into the partner's scope checksum (add or remove).
-absl::Status ToggleScope(Database& db, absl::string_view partner_id, absl::string_view collection,
-                         absl::string_view id, absl::string_view payload, int delta) {
+// XORs `payload`'s document hash into the partner's pending scope checksum change (add or
+// remove); SqliteStore::FlushScopes writes it before the transaction commits.
+template <typename Deltas>
+void ToggleScope(Deltas& deltas, absl::string_view partner_id, absl::string_view collection,
+                 absl::string_view id, absl::string_view payload, int delta) {
+  sync::ScopeChecksum sum;
+  sum.Add(collection, id, payload);
+  auto& d = deltas[std::string(partner_id)];
+  for (size_t i = 0; i < 32 && i < d.digest.size(); ++i) d.digest[i] ^= sum.Digest()[i];
+  d.documents += delta;
+}
+
+// Applies one partner's pending change to its stored scope checksum.
+absl::Status WriteScope(Database& db, absl::string_view partner_id, absl::string_view change,
+                        int64_t delta) {
   FS_ASSIGN_OR_RETURN(
       Statement * get,
       db.Prepare("SELECT digest, documents FROM scope_checksums WHERE partner_id = ?"));
@@ -1286,9 +1352,7 @@ absl::Status ToggleScope(Database& db, absl::string_view partner_id, absl::strin
   std::string digest = found ? get->ColumnBlob(0) : std::string(32, '\0');
   int64_t documents = found ? get->ColumnInt(1) : 0;
   get->Reset();
-  sync::ScopeChecksum sum;
-  sum.Add(collection, id, payload);
-  for (size_t i = 0; i < 32 && i < digest.size(); ++i) digest[i] ^= sum.Digest()[i];
+  for (size_t i = 0; i < 32 && i < digest.size() && i < change.size(); ++i) digest[i] ^= change[i];
   FS_ASSIGN_OR_RETURN(
       Statement * put,
       db.Prepare("INSERT INTO scope_checksums(partner_id, digest, documents) VALUES(?, ?, ?) "
@@ -1499,6 +1563,15 @@ absl::StatusOr<sync::Change> FromProto(const v1::Change& c, absl::string_view de
 
 }  // namespace
 
+absl::Status SqliteStore::FlushScopes(Database& db) {
+  std::map<std::string, ScopeDelta> deltas;
+  deltas.swap(scope_deltas_);
+  for (const auto& [partner_id, d] : deltas) {
+    FS_RETURN_IF_ERROR(WriteScope(db, partner_id, d.digest, d.documents));
+  }
+  return absl::OkStatus();
+}
+
 sync::Hlc SqliteStore::NextHlc(absl::string_view node) {
   sync::Hlc h = clock_.Now();
   h.node = std::string(node);
@@ -1615,20 +1688,31 @@ absl::StatusOr<SqliteStore::Applied> SqliteStore::ApplyChange(Database& db,
   FS_RETURN_IF_ERROR(WriteChangeFields(db, seq, project_id, stored.doc, merged));
   if (!merged.changed) return applied;  // logged (and conflicts kept), nothing else moves
 
+  // The applied fields' new state, up to kRowsPerInsert rows per statement (one round trip to
+  // PostgreSQL each); a path at most once per statement, as an upsert requires.
+  std::vector<const std::string*> paths;
+  std::set<absl::string_view> seen;
   for (const sync::FieldOutcome& f : merged.fields) {
-    if (!f.applied) continue;
-    const sync::FieldState& state = doc.fields.at(f.path);
-    FS_ASSIGN_OR_RETURN(
-        Statement * st,
-        db.Prepare("INSERT INTO doc_fields(collection, doc_id, path, value, hlc, seq) "
-                   "VALUES(?, ?, ?, ?, ?, ?) ON CONFLICT(collection, doc_id, path) DO UPDATE "
-                   "SET value = excluded.value, hlc = excluded.hlc, seq = excluded.seq"));
-    st->Bind(1, collection);
-    st->Bind(2, change.doc_id);
-    st->Bind(3, f.path);
-    st->BindBlob(4, state.value);
-    st->Bind(5, state.hlc.Encode());
-    st->Bind(6, seq);
+    if (f.applied && seen.insert(f.path).second) paths.push_back(&f.path);
+  }
+  for (size_t start = 0; start < paths.size(); start += kRowsPerInsert) {
+    const size_t n = std::min(kRowsPerInsert, paths.size() - start);
+    std::string sql = "INSERT INTO doc_fields(collection, doc_id, path, value, hlc, seq) VALUES";
+    for (size_t i = 0; i < n; ++i) absl::StrAppend(&sql, i == 0 ? " " : ", ", "(?, ?, ?, ?, ?, ?)");
+    absl::StrAppend(&sql, " ON CONFLICT(collection, doc_id, path) DO UPDATE "
+                          "SET value = excluded.value, hlc = excluded.hlc, seq = excluded.seq");
+    FS_ASSIGN_OR_RETURN(Statement * st, db.Prepare(sql));
+    for (size_t i = 0; i < n; ++i) {
+      const std::string& path = *paths[start + i];
+      const sync::FieldState& state = doc.fields.at(path);
+      const int b = static_cast<int>(i * 6);
+      st->Bind(b + 1, collection);
+      st->Bind(b + 2, change.doc_id);
+      st->Bind(b + 3, path);
+      st->BindBlob(b + 4, state.value);
+      st->Bind(b + 5, state.hlc.Encode());
+      st->Bind(b + 6, seq);
+    }
     FS_RETURN_IF_ERROR(st->Run());
   }
   FS_ASSIGN_OR_RETURN(std::string payload, sync::CanonicalPayload(doc));
@@ -1645,10 +1729,9 @@ absl::StatusOr<SqliteStore::Applied> SqliteStore::ApplyChange(Database& db,
   st->BindBlob(6, payload);
   FS_RETURN_IF_ERROR(st->Run());
   if (was_live) {
-    FS_RETURN_IF_ERROR(
-        ToggleScope(db, partner_id, collection, change.doc_id, stored.payload, -1));
+    ToggleScope(scope_deltas_, partner_id, collection, change.doc_id, stored.payload, -1);
   }
-  if (live) FS_RETURN_IF_ERROR(ToggleScope(db, partner_id, collection, change.doc_id, payload, 1));
+  if (live) ToggleScope(scope_deltas_, partner_id, collection, change.doc_id, payload, 1);
 
   if (collection == "project") {
     FS_RETURN_IF_ERROR(
@@ -2184,8 +2267,30 @@ absl::StatusOr<std::string> SqliteStore::NewEpoch() {
 }
 
 absl::StatusOr<BackupInfo> SqliteStore::Backup(const std::string& path) {
-  (void)path;
-  return absl::UnimplementedError("Backup: not built yet");
+  BackupInfo info;
+  info.path = path;
+  FS_RETURN_IF_ERROR(Read([&](Database& db) -> absl::Status {
+    sqlite::Database* lite = db.sqlite();
+    if (lite == nullptr) {
+      return absl::UnimplementedError(
+          "Backup: the database is PostgreSQL: back it up with pg_dump (docs/OPERATIONS.md)");
+    }
+    // The head of the log and the epoch are read in the snapshot the copy is taken from.
+    FS_ASSIGN_OR_RETURN(info.bytes, lite->BackupTo(path, [&]() -> absl::Status {
+      FS_ASSIGN_OR_RETURN(Statement * st,
+                          db.Prepare("SELECT seq, hash FROM change_log ORDER BY seq DESC LIMIT 1"));
+      FS_ASSIGN_OR_RETURN(bool row, st->Step());
+      if (row) {
+        info.head_seq = st->ColumnInt(0);
+        info.head_hash = st->ColumnText(1);
+      }
+      st->Reset();
+      FS_ASSIGN_OR_RETURN(info.epoch, GetMeta(db, "epoch"));
+      return absl::OkStatus();
+    }));
+    return absl::OkStatus();
+  }));
+  return info;
 }
 
 // --- Change log --------------------------------------------------------------------------------

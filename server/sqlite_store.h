@@ -14,6 +14,7 @@
 #define FIELDSYNC_SERVER_SQLITE_STORE_H_
 
 #include <atomic>
+#include <map>
 #include <memory>
 #include <string>
 #include <thread>
@@ -208,6 +209,17 @@ class SqliteStore : public Store {
   bool shared_ = false;
   absl::Mutex writer_mu_;
   sync::HlcClock clock_{"server"};  // guarded by writer_mu_ (or the RunInTransaction owner)
+  // The scope checksum changes of the open write transaction, by partner: XOR of document
+  // hashes and the change in document count, written once per partner just before COMMIT
+  // (FlushScopes) rather than per change. PostgreSQL keeps every version of a row updated
+  // within one transaction, so a row rewritten per change makes a long transaction (a group,
+  // the demo load) quadratic. Guarded like clock_.
+  struct ScopeDelta {
+    std::string digest = std::string(32, '\0');
+    int64_t documents = 0;
+  };
+  std::map<std::string, ScopeDelta> scope_deltas_;
+  absl::Status FlushScopes(db::Connection& db);
   absl::Mutex seq_mu_;
   absl::CondVar seq_cv_;
   int64_t last_seq_ ABSL_GUARDED_BY(seq_mu_) = 0;
