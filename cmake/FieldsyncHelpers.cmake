@@ -25,11 +25,16 @@ if(FIELDSYNC_FUZZ)
 endif()
 add_library(fieldsync::warnings ALIAS fieldsync_warnings)
 
-# fieldsync_test(NAME SOURCES... LIBS...) declares a GoogleTest binary and registers its tests.
+# fieldsync_test(NAME SOURCES... LIBS... [LABEL label]) declares a GoogleTest binary and
+# registers its tests, with a ctest label if given (tests/CMakeLists.txt: "db", "postgres").
 function(fieldsync_test name)
-  cmake_parse_arguments(ARG "" "" "SOURCES;LIBS" ${ARGN})
+  cmake_parse_arguments(ARG "" "LABEL" "SOURCES;LIBS" ${ARGN})
   add_executable(${name} ${ARG_SOURCES})
   target_link_libraries(${name} PRIVATE ${ARG_LIBS} fieldsync::testing GTest::gmock GTest::gtest_main
                         fieldsync::warnings)
-  gtest_discover_tests(${name} DISCOVERY_TIMEOUT 60 PROPERTIES TIMEOUT 300)
+  set(props TIMEOUT 300)
+  if(ARG_LABEL)
+    list(APPEND props LABELS ${ARG_LABEL})
+  endif()
+  gtest_discover_tests(${name} DISCOVERY_TIMEOUT 60 PROPERTIES ${props})
 endfunction()

@@ -6,7 +6,6 @@
 // cannot write).
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
-#include <sqlite3.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -68,24 +67,11 @@ std::string ReadFile(const std::string& path) {
 
 bool Exists(const std::string& path) { return ::access(path.c_str(), F_OK) == 0; }
 
-// Runs SQL statements on the server's database file behind its back, as someone with access
-// to the file would. Returns "" or the SQLite error.
+// Runs SQL statements on the server's database behind its back, as someone with access to the
+// file (or the PostgreSQL database) would. Returns "" or the engine's error.
 std::string Tamper(const std::string& db_path, const std::string& sql) {
-  sqlite3* db = nullptr;
-  if (sqlite3_open_v2(db_path.c_str(), &db, SQLITE_OPEN_READWRITE, nullptr) != SQLITE_OK) {
-    std::string error = sqlite3_errmsg(db);
-    sqlite3_close(db);
-    return error;
-  }
-  sqlite3_busy_timeout(db, 10000);
-  char* error = nullptr;
-  std::string result;
-  if (sqlite3_exec(db, sql.c_str(), nullptr, nullptr, &error) != SQLITE_OK) {
-    result = error != nullptr ? error : "error";
-    sqlite3_free(error);
-  }
-  sqlite3_close(db);
-  return result;
+  absl::Status s = testing::ExecSql(db_path, sql);
+  return s.ok() ? "" : std::string(s.message());
 }
 
 class CliReportTest : public ::testing::Test {
@@ -388,10 +374,13 @@ TEST_F(CliReportTest, EditedChangeLogFailsAuditVerifyAndEarlierExports) {
                                   absl::StrCat("SELECT seq FROM change_log WHERE doc_id = '",
                                                project_.id(), "' ORDER BY seq LIMIT 1"));
   ASSERT_GT(target, 0);
+  const bool postgres = testing::IsPostgresUrl(server_.db_path());
   ASSERT_EQ(Tamper(server_.db_path(),
-                   absl::StrCat("DROP TRIGGER change_log_no_update;"
-                                "UPDATE change_log SET payload = CAST('forged' AS BLOB) "
-                                "WHERE seq = ", target, ";")),
+                   absl::StrCat(postgres ? "ALTER TABLE change_log DISABLE TRIGGER USER;"
+                                         : "DROP TRIGGER change_log_no_update;",
+                                "UPDATE change_log SET payload = ",
+                                postgres ? "convert_to('forged', 'UTF8')" : "CAST('forged' AS BLOB)",
+                                " WHERE seq = ", target, ";")),
             "");
 
   CommandResult failed = Cli({"audit", "verify"});

@@ -1,12 +1,14 @@
-// LoadDemoData on a real SQLite file, checked against the database itself: every GetStats
-// indicator is recomputed here with our own SQL over the tables of schema.cc (read through a
-// separate read-only sqlite3 connection, never the store's query code) and, for the totals,
-// once more from the stored protobuf payloads.
+// LoadDemoData on a real database (a SQLite file; in the PostgreSQL pass a PostgreSQL database),
+// checked against the database itself: every GetStats indicator is recomputed here with our own
+// SQL over the tables of schema.cc (read through a separate read-only sqlite3 or libpq
+// connection, never the store's query code) and, for the totals, once more from the stored
+// protobuf payloads.
 
 #include "server/demo_data.h"
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
+#include <libpq-fe.h>
 #include <sqlite3.h>
 
 #include <chrono>
@@ -27,12 +29,14 @@
 #include "server/tracker.h"
 #include "tests/testing/status_matchers.h"
 #include "tests/testing/temp_dir.h"
+#include "tests/testing/test_db.h"
 
 namespace fieldsync::server {
 namespace {
 
 using ::fieldsync::testing::StatusIs;
 using ::fieldsync::testing::TempDir;
+using ::fieldsync::testing::TestDatabase;
 using ::testing::HasSubstr;
 
 // ---------------------------------------------------------------------------------------------
@@ -49,16 +53,27 @@ using Row = std::vector<Cell>;
 
 class RawDb {
  public:
+  // A SQLite file (read-only) or a postgresql:// URL.
   explicit RawDb(const std::string& path) {
+    if (fieldsync::testing::IsPostgresUrl(path)) {
+      pg_ = PQconnectdb(path.c_str());
+      rc_ = PQstatus(pg_) == CONNECTION_OK ? SQLITE_OK : SQLITE_ERROR;
+      return;
+    }
     rc_ = sqlite3_open_v2(path.c_str(), &db_, SQLITE_OPEN_READONLY, nullptr);
   }
-  ~RawDb() { sqlite3_close(db_); }
+  ~RawDb() {
+    sqlite3_close(db_);
+    if (pg_ != nullptr) PQfinish(pg_);
+  }
   RawDb(const RawDb&) = delete;
   RawDb& operator=(const RawDb&) = delete;
 
   bool ok() const { return rc_ == SQLITE_OK; }
+  bool postgres() const { return pg_ != nullptr; }
 
   std::vector<Row> Query(const std::string& sql, const std::vector<std::string>& params = {}) {
+    if (pg_ != nullptr) return PgQuery(sql, params);
     std::vector<Row> rows;
     sqlite3_stmt* st = nullptr;
     if (sqlite3_prepare_v2(db_, sql.c_str(), -1, &st, nullptr) != SQLITE_OK) {
@@ -104,7 +119,62 @@ class RawDb {
   }
 
  private:
+  // The same on PostgreSQL: `?` placeholders become $1, $2...; values arrive as text and are
+  // read as SQLite would give them (bytea as its bytes, booleans as 0/1).
+  std::vector<Row> PgQuery(const std::string& sql, const std::vector<std::string>& params) {
+    std::string text;
+    int n = 0;
+    bool quoted = false;
+    for (char c : sql) {
+      if (c == '\'') quoted = !quoted;
+      if (c == '?' && !quoted) {
+        absl::StrAppend(&text, "$", ++n);
+      } else {
+        text += c;
+      }
+    }
+    std::vector<const char*> values;
+    for (const std::string& p : params) values.push_back(p.c_str());
+    std::vector<Row> rows;
+    PGresult* r = PQexecParams(pg_, text.c_str(), static_cast<int>(values.size()), nullptr,
+                               values.data(), nullptr, nullptr, 0);
+    if (PQresultStatus(r) != PGRES_TUPLES_OK && PQresultStatus(r) != PGRES_COMMAND_OK) {
+      ADD_FAILURE() << PQerrorMessage(pg_) << "\n  in: " << text;
+      PQclear(r);
+      return rows;
+    }
+    constexpr Oid kBytea = 17, kBool = 16;
+    for (int i = 0; i < PQntuples(r); ++i) {
+      Row row(PQnfields(r));
+      for (int c = 0; c < PQnfields(r); ++c) {
+        Cell& cell = row[c];
+        cell.null = PQgetisnull(r, i, c);
+        if (cell.null) continue;
+        const char* v = PQgetvalue(r, i, c);
+        if (PQftype(r, c) == kBytea) {
+          size_t len = 0;
+          unsigned char* b = PQunescapeBytea(reinterpret_cast<const unsigned char*>(v), &len);
+          cell.s.assign(reinterpret_cast<const char*>(b), len);
+          PQfreemem(b);
+        } else {
+          cell.s.assign(v, PQgetlength(r, i, c));
+        }
+        if (PQftype(r, c) == kBool) {
+          cell.i = cell.s == "t" ? 1 : 0;
+        } else {
+          cell.i = std::strtoll(cell.s.c_str(), nullptr, 10);
+        }
+        cell.d = PQftype(r, c) == kBool ? static_cast<double>(cell.i)
+                                        : std::strtod(cell.s.c_str(), nullptr);
+      }
+      rows.push_back(std::move(row));
+    }
+    PQclear(r);
+    return rows;
+  }
+
   sqlite3* db_ = nullptr;
+  PGconn* pg_ = nullptr;
   int rc_ = SQLITE_ERROR;
 };
 
@@ -209,7 +279,7 @@ class ExpectedStats {
 
   // WHERE conditions over projects p (and, given a date column, the record's date).
   std::string Where(const std::string& date_column, std::vector<std::string>& params) const {
-    std::vector<std::string> conds = {"1"};
+    std::vector<std::string> conds = {"1 = 1"};
     auto add = [&](const std::string& value, const std::string& cond) {
       if (value.empty()) return;
       conds.push_back(cond);
@@ -315,8 +385,9 @@ class ExpectedStats {
     const std::string from =
         "cataract_surgeries c JOIN records r ON r.id = c.record_id JOIN projects p ON p.id = "
         "r.project_id";
-    for (const Row& row : Select("COUNT(*), SUM(c.sex = 'FEMALE'), SUM(c.iol_implanted <> 0), "
-                                 "SUM(c.complications > 0)",
+    for (const Row& row : Select("COUNT(*), SUM(CASE WHEN c.sex = 'FEMALE' THEN 1 ELSE 0 END), "
+                                 "SUM(CASE WHEN c.iol_implanted <> 0 THEN 1 ELSE 0 END), "
+                                 "SUM(CASE WHEN c.complications > 0 THEN 1 ELSE 0 END)",
                                  from, "c.surgery_date", "1")) {
       v1::CataractIndicators* c = Group(row[0].s).mutable_cataract();
       c->set_surgeries(row[1].i);
@@ -826,8 +897,10 @@ void ExpectRealistic(RawDb& db, const DemoOptions& options, bool large) {
   // Spending in the budget's currency, a plausible share of it.
   for (const Row& row : db.Query(
            "SELECT p.title, p.status, p.budget_minor, SUM(e.amount_minor), "
-           "SUM(e.currency <> p.currency) FROM projects p JOIN records r ON r.project_id = p.id "
-           "JOIN expenditures e ON e.record_id = r.id GROUP BY p.id")) {
+           "SUM(CASE WHEN e.currency <> p.currency THEN 1 ELSE 0 END) "
+           "FROM projects p JOIN records r ON r.project_id = p.id "
+           "JOIN expenditures e ON e.record_id = r.id "
+           "GROUP BY p.id, p.title, p.status, p.budget_minor")) {
     EXPECT_EQ(row[4].i, 0) << row[0].s << ": expenditures in another currency";
     const double share = static_cast<double>(row[3].i) / static_cast<double>(row[2].i);
     EXPECT_LE(share, 1.05) << row[0].s;
@@ -848,36 +921,44 @@ void ExpectRealistic(RawDb& db, const DemoOptions& options, bool large) {
                    "ON w.record_id = t.record_id WHERE t.tested_date > w.visit_date"),
             0);
   // Patient references are pseudonymous codes of the record's country.
-  EXPECT_EQ(db.Int("SELECT COUNT(*) FROM cataract_surgeries c JOIN records r "
-                   "ON r.id = c.record_id WHERE NOT (c.patient_ref GLOB "
-                   "'[A-Z][A-Z]-[A-Z][A-Z][A-Z]-[0-9][0-9][0-9][0-9][0-9][0-9]') "
-                   "OR substr(c.patient_ref, 1, 2) <> r.country"),
+  EXPECT_EQ(db.Int(absl::StrCat(
+                "SELECT COUNT(*) FROM cataract_surgeries c JOIN records r "
+                "ON r.id = c.record_id WHERE NOT (c.patient_ref ",
+                db.postgres() ? "~ '^[A-Z]{2}-[A-Z]{3}-[0-9]{6}$'"  // GLOB is SQLite's
+                              : "GLOB '[A-Z][A-Z]-[A-Z][A-Z][A-Z]-[0-9][0-9][0-9][0-9][0-9][0-9]'",
+                ") OR substr(c.patient_ref, 1, 2) <> r.country")),
             0);
   EXPECT_EQ(db.Int("SELECT COUNT(*) FROM cataract_surgeries WHERE age_years < 40 OR "
                    "age_years > 90"),
             0);
   // A second eye is the other eye of the same patient.
   EXPECT_EQ(db.Int("SELECT COUNT(*) FROM (SELECT patient_ref FROM cataract_surgeries "
-                   "GROUP BY patient_ref HAVING COUNT(*) > 2 OR COUNT(DISTINCT eye) < COUNT(*))"),
+                   "GROUP BY patient_ref HAVING COUNT(*) > 2 OR COUNT(DISTINCT eye) < COUNT(*)) "
+                   "AS x"),
             0);
   EXPECT_EQ(db.Int("SELECT COUNT(*) FROM classroom_donations WHERE students_reached < 40 OR "
                    "students_reached > 900"),
             0);
   EXPECT_EQ(db.Int("SELECT COUNT(*) FROM (SELECT record_id FROM donation_items GROUP BY 1 "
-                   "HAVING COUNT(*) > 5)"),
+                   "HAVING COUNT(*) > 5) AS x"),
             0);
   EXPECT_GT(db.Int("SELECT COUNT(*) FROM donation_items WHERE quantity_received < quantity"), 0);
 
   if (!large) return;
+  // The share of rows where `cond` holds (CASE, not a boolean: PostgreSQL has no AVG(boolean)).
+  auto share = [&](const std::string& cond, const std::string& from_where) {
+    return db.Double(
+        absl::StrCat("SELECT AVG(CASE WHEN ", cond, " THEN 1 ELSE 0 END) FROM ", from_where));
+  };
   // Statuses: mostly active or completed.
-  EXPECT_GE(db.Double("SELECT AVG(status IN ('ACTIVE', 'COMPLETED')) FROM projects"), 0.8);
+  EXPECT_GE(share("status IN ('ACTIVE', 'COMPLETED')", "projects"), 0.8);
   // Shares the brief asks for, with room for chance.
-  EXPECT_NEAR(db.Double("SELECT AVG(functional_status = 'FUNCTIONAL') FROM well_records"), 0.75,
+  EXPECT_NEAR(share("functional_status = 'FUNCTIONAL'", "well_records"), 0.75,
               0.04);
-  EXPECT_NEAR(db.Double("SELECT AVG(functional_status = 'PARTLY_FUNCTIONAL') FROM well_records"),
+  EXPECT_NEAR(share("functional_status = 'PARTLY_FUNCTIONAL'", "well_records"),
               0.15, 0.03);
-  EXPECT_NEAR(db.Double("SELECT AVG(sex = 'FEMALE') FROM cataract_surgeries"), 0.55, 0.03);
-  EXPECT_NEAR(db.Double("SELECT AVG(technique = 'SICS') FROM cataract_surgeries"), 0.78, 0.04);
+  EXPECT_NEAR(share("sex = 'FEMALE'", "cataract_surgeries"), 0.55, 0.03);
+  EXPECT_NEAR(share("technique = 'SICS'", "cataract_surgeries"), 0.78, 0.04);
   EXPECT_NEAR(db.Double("SELECT AVG(iol_implanted) FROM cataract_surgeries"), 0.97, 0.015);
   const double surgeries = db.Double("SELECT COUNT(*) FROM cataract_surgeries");
   auto coverage = [&](const char* stage) {
@@ -889,8 +970,8 @@ void ExpectRealistic(RawDb& db, const DemoOptions& options, bool large) {
   EXPECT_NEAR(coverage("WEEKS_1_3"), 0.6, 0.03);
   EXPECT_NEAR(coverage("WEEKS_4_12"), 0.4, 0.03);
   // Deliveries: most arrive complete and in good condition.
-  EXPECT_NEAR(db.Double("SELECT AVG(condition = 'GOOD') FROM classroom_donations"), 0.8, 0.08);
-  EXPECT_NEAR(db.Double("SELECT AVG(quantity_received < quantity) FROM donation_items"), 0.055,
+  EXPECT_NEAR(share("condition = 'GOOD'", "classroom_donations"), 0.8, 0.08);
+  EXPECT_NEAR(share("quantity_received < quantity", "donation_items"), 0.055,
               0.02);
   // Final outcomes: about 70 % good, 20 % borderline, 10 % poor.
   int64_t final_counts[4] = {};
@@ -904,8 +985,8 @@ void ExpectRealistic(RawDb& db, const DemoOptions& options, bool large) {
   EXPECT_NEAR(final_counts[v1::VISUAL_OUTCOME_POOR] / finals, 0.11, 0.04);
   // Arsenic where the deltas are, fluoride in the Rift Valley.
   auto failure_rate = [&](const char* column, double limit, const char* countries, bool in) {
-    return db.Double(absl::StrCat("SELECT AVG(t.", column, " > ", limit,
-                                  ") FROM water_quality_tests t JOIN records r "
+    return db.Double(absl::StrCat("SELECT AVG(CASE WHEN t.", column, " > ", limit,
+                                  " THEN 1 ELSE 0 END) FROM water_quality_tests t JOIN records r "
                                   "ON r.id = t.record_id WHERE t.",
                                   column, " IS NOT NULL AND r.country ", in ? "IN " : "NOT IN ",
                                   countries));
@@ -915,7 +996,7 @@ void ExpectRealistic(RawDb& db, const DemoOptions& options, bool large) {
   // (Senegal's groundnut basin is a fluoride belt too.)
   EXPECT_GT(failure_rate("fluoride_mg_per_l", 1.5, "('ET', 'KE', 'TZ', 'SN')", true),
             3 * failure_rate("fluoride_mg_per_l", 1.5, "('ET', 'KE', 'TZ', 'SN')", false));
-  EXPECT_NEAR(db.Double("SELECT AVG(ecoli_cfu_per_100ml = 0) FROM water_quality_tests "
+  EXPECT_NEAR(share("ecoli_cfu_per_100ml = 0", "water_quality_tests "
                         "WHERE ecoli_cfu_per_100ml IS NOT NULL"),
               0.85, 0.06);
   EXPECT_GT(db.Int("SELECT COUNT(*) FROM water_quality_tests WHERE arsenic_ug_per_l IS NULL"), 0);
@@ -974,7 +1055,8 @@ void CheckLoadedDatabase(Store& store, const std::string& path, const DemoOption
 
 TEST(DemoDataTest, SmallNetworkMatchesItsIndicators) {
   TempDir dir;
-  const std::string path = dir.File("demo.db");
+  TestDatabase test_db(dir, "demo.db");
+  const std::string path = test_db.path();
   ASSERT_OK_AND_ASSIGN(auto store, OpenStore(path));
   const DemoOptions options = SmallOptions();
   ASSERT_OK_AND_ASSIGN(DemoSummary summary, LoadDemoData(*store, options));
@@ -990,7 +1072,8 @@ TEST(DemoDataTest, SmallNetworkMatchesItsIndicators) {
 
 TEST(DemoDataTest, LoadingTwiceFailsAndChangesNothing) {
   TempDir dir;
-  const std::string path = dir.File("demo.db");
+  TestDatabase test_db(dir, "demo.db");
+  const std::string path = test_db.path();
   ASSERT_OK_AND_ASSIGN(auto store, OpenStore(path));
   DemoOptions options = SmallOptions();
   ASSERT_OK(LoadDemoData(*store, options));
@@ -1006,7 +1089,8 @@ TEST(DemoDataTest, LoadingTwiceFailsAndChangesNothing) {
 
 TEST(DemoDataTest, RefusesPartnerNameAlreadyTaken) {
   TempDir dir;
-  const std::string path = dir.File("demo.db");
+  TestDatabase test_db(dir, "demo.db");
+  const std::string path = test_db.path();
   ASSERT_OK_AND_ASSIGN(auto store, OpenStore(path));
   v1::Partner partner;
   partner.set_id("01890000-0000-7000-8000-000000000001");
@@ -1023,24 +1107,28 @@ TEST(DemoDataTest, RefusesPartnerNameAlreadyTaken) {
 // Runs `sql` on a read-write connection of its own: test setup that the store must not see
 // coming (a trigger that fails a write half-way through the load).
 void ExecOnFile(const std::string& path, const std::string& sql) {
-  sqlite3* db = nullptr;
-  ASSERT_EQ(sqlite3_open_v2(path.c_str(), &db, SQLITE_OPEN_READWRITE, nullptr), SQLITE_OK);
-  char* error = nullptr;
-  const int rc = sqlite3_exec(db, sql.c_str(), nullptr, nullptr, &error);
-  EXPECT_EQ(rc, SQLITE_OK) << (error != nullptr ? error : "");
-  sqlite3_free(error);
-  sqlite3_close(db);
+  EXPECT_OK(fieldsync::testing::ExecSql(path, sql));
 }
 
 TEST(DemoDataTest, FailureLeavesNothingBehind) {
   TempDir dir;
-  const std::string path = dir.File("demo.db");
+  TestDatabase test_db(dir, "demo.db");
+  const std::string path = test_db.path();
   ASSERT_OK_AND_ASSIGN(auto store, OpenStore(path));
   // The 700th record (of 1200) cannot be written.
-  ExecOnFile(path,
-             "CREATE TRIGGER fail_700th_record BEFORE INSERT ON records "
-             "WHEN (SELECT COUNT(*) FROM records) >= 699 "
-             "BEGIN SELECT RAISE(ABORT, 'injected failure'); END;");
+  if (test_db.postgres()) {
+    ExecOnFile(path,
+               "CREATE FUNCTION fail_700th_record() RETURNS trigger LANGUAGE plpgsql AS $$ "
+               "BEGIN IF (SELECT COUNT(*) FROM records) >= 699 THEN "
+               "RAISE EXCEPTION 'injected failure'; END IF; RETURN NEW; END $$; "
+               "CREATE TRIGGER fail_700th_record BEFORE INSERT ON records "
+               "FOR EACH ROW EXECUTE FUNCTION fail_700th_record();");
+  } else {
+    ExecOnFile(path,
+               "CREATE TRIGGER fail_700th_record BEFORE INSERT ON records "
+               "WHEN (SELECT COUNT(*) FROM records) >= 699 "
+               "BEGIN SELECT RAISE(ABORT, 'injected failure'); END;");
+  }
   absl::StatusOr<DemoSummary> failed = LoadDemoData(*store, SmallOptions());
   EXPECT_FALSE(failed.ok());
   EXPECT_THAT(failed.status().message(), HasSubstr("demo data"));
@@ -1055,7 +1143,8 @@ TEST(DemoDataTest, FailureLeavesNothingBehind) {
     }
   }
   // And nothing is stuck: without the fault the same load succeeds.
-  ExecOnFile(path, "DROP TRIGGER fail_700th_record;");
+  ExecOnFile(path, test_db.postgres() ? "DROP TRIGGER fail_700th_record ON records;"
+                                      : "DROP TRIGGER fail_700th_record;");
   ASSERT_OK_AND_ASSIGN(DemoSummary summary, LoadDemoData(*store, SmallOptions()));
   EXPECT_EQ(summary.wells, 300);
 }
@@ -1075,7 +1164,9 @@ TEST(DemoDataTest, SameSeedSameDocuments) {
   options.partners = 3;
   options.projects = 12;
   options.records_per_kind = 80;
-  std::vector<std::string> paths = {dir.File("a.db"), dir.File("b.db"), dir.File("c.db")};
+  TestDatabase dbs[] = {TestDatabase(dir, "a.db"), TestDatabase(dir, "b.db"),
+                        TestDatabase(dir, "c.db")};
+  std::vector<std::string> paths = {dbs[0].path(), dbs[1].path(), dbs[2].path()};
   for (int i = 0; i < 3; ++i) {
     ASSERT_OK_AND_ASSIGN(auto store, OpenStore(paths[i]));
     if (i == 2) options.seed = 99;
@@ -1090,7 +1181,8 @@ TEST(DemoDataTest, SameSeedSameDocuments) {
 
 TEST(DemoDataTest, FewProjectsStillValid) {
   TempDir dir;
-  const std::string path = dir.File("demo.db");
+  TestDatabase test_db(dir, "demo.db");
+  const std::string path = test_db.path();
   ASSERT_OK_AND_ASSIGN(auto store, OpenStore(path));
   DemoOptions options;
   options.partners = 12;
@@ -1111,7 +1203,8 @@ TEST(DemoDataTest, FewProjectsStillValid) {
 
 TEST(DemoDataTest, RejectsBadOptions) {
   TempDir dir;
-  ASSERT_OK_AND_ASSIGN(auto store, OpenStore(dir.File("demo.db")));
+  TestDatabase test_db(dir, "demo.db");
+  ASSERT_OK_AND_ASSIGN(auto store, OpenStore(test_db.path()));
   DemoOptions o;
   o.partners = 0;
   EXPECT_THAT(LoadDemoData(*store, o),
@@ -1132,13 +1225,14 @@ TEST(DemoDataTest, RejectsBadOptions) {
   o.as_of = "2026-02-30";
   EXPECT_THAT(LoadDemoData(*store, o),
               StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("as_of")));
-  RawDb db(dir.File("demo.db"));
+  RawDb db(test_db.path());
   EXPECT_EQ(db.Int("SELECT COUNT(*) FROM change_log"), 0);
 }
 
 TEST(DemoDataTest, DefaultNetwork) {
   TempDir dir;
-  const std::string path = dir.File("demo.db");
+  TestDatabase test_db(dir, "demo.db");
+  const std::string path = test_db.path();
   // The server's own durability setting: the load is one transaction, so one fsync.
   SqliteStore::Options store_options;
   store_options.path = path;

@@ -173,6 +173,9 @@ TEST_P(DiskFullTest, ServerRefusesWholeBatchesKeepsServingAndResumesWhenSpaceRet
   testing::ServerProcess server;
   const std::string server_dir = real ? dir_.File("disk") : dir_.File("server");
   mkdir(server_dir.c_str(), 0700);
+  // SQLite in the PostgreSQL pass too: a full disk under the server's own file and --max-db-mb
+  // are SQLite's (PostgreSQL's disk is its administrator's; the store refuses a size cap there).
+  server.UseSqlite();
   ASSERT_OK(server.Start(server_dir));
   testing::Hq hq(server.Channel(), server.admin_token());
   const std::string partner = hq.CreatePartner("Maji Safi", {"KE"}).id();

@@ -8,7 +8,6 @@
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
-#include <sqlite3.h>
 
 #include <atomic>
 #include <thread>
@@ -23,6 +22,7 @@
 #include "server/sqlite_store.h"
 #include "tests/testing/status_matchers.h"
 #include "tests/testing/temp_dir.h"
+#include "tests/testing/test_db.h"
 
 namespace fieldsync::server {
 namespace {
@@ -33,7 +33,7 @@ class GroupCommitTest : public ::testing::Test {
  protected:
   void SetUp() override {
     SqliteStore::Options options;
-    options.path = dir_.File("fieldsync.db");
+    options.path = db_.path();  // SQLite file, or a PostgreSQL database in that pass
     // FULL, as deployed: the fsync is what makes concurrent pushes queue up and share a commit.
     options.synchronous = "FULL";
     ASSERT_OK_AND_ASSIGN(store_, SqliteStore::Open(options));
@@ -88,18 +88,10 @@ class GroupCommitTest : public ::testing::Test {
     return c;
   }
 
-  int64_t Query(const std::string& sql) {
-    sqlite3* db = nullptr;
-    sqlite3_open_v2(dir_.File("fieldsync.db").c_str(), &db, SQLITE_OPEN_READONLY, nullptr);
-    sqlite3_stmt* st = nullptr;
-    sqlite3_prepare_v2(db, sql.c_str(), -1, &st, nullptr);
-    int64_t n = sqlite3_step(st) == SQLITE_ROW ? sqlite3_column_int64(st, 0) : -1;
-    sqlite3_finalize(st);
-    sqlite3_close(db);
-    return n;
-  }
+  int64_t Query(const std::string& sql) { return fieldsync::testing::QueryInt(db_.path(), sql); }
 
   fieldsync::testing::TempDir dir_;
+  fieldsync::testing::TestDatabase db_{dir_};
   std::unique_ptr<SqliteStore> store_;
   v1::Partner partner_;
   v1::Project project_;

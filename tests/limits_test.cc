@@ -622,6 +622,9 @@ TEST(FilePermissionsTest, ServerAndDeviceDatabasesAreOwnerOnly) {
   const std::string folder = dir.File("data/fieldsync");
   const std::string db = folder + "/fieldsync.db";
   ServerProcess server;
+  // SQLite in the PostgreSQL pass too: file modes are a SQLite file's (PostgreSQL keeps its
+  // files in its own data folder, with its own modes).
+  server.UseSqlite();
   ASSERT_OK(server.Start(dir.path(), {"--db", db}));
   EXPECT_EQ(Mode(dir.File("data")), 0700u);
   EXPECT_EQ(Mode(folder), 0700u);

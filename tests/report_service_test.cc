@@ -8,7 +8,6 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 #include <fcntl.h>
-#include <sqlite3.h>
 #include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -210,23 +209,19 @@ int64_t VmHwmKb(pid_t pid) {
   return -1;
 }
 
-// Runs `sql` on the server's file with a connection of our own (writes, as an attacker would).
+// Runs `sql` on the server's database with a connection of our own (writes, as an attacker
+// would).
 void ExecSql(const std::string& db_path, const std::string& sql) {
-  sqlite3* db = nullptr;
-  ASSERT_EQ(sqlite3_open(db_path.c_str(), &db), SQLITE_OK);
-  sqlite3_busy_timeout(db, 5000);
-  char* err = nullptr;
-  int rc = sqlite3_exec(db, sql.c_str(), nullptr, nullptr, &err);
-  EXPECT_EQ(rc, SQLITE_OK) << (err ? err : "") << " in " << sql;
-  sqlite3_free(err);
-  sqlite3_close(db);
+  EXPECT_OK(testing::ExecSql(db_path, sql));
 }
 
 // --- A server with the demo network (shared by the read-only tests) ---------------------------
 
 // ctest runs each test in a process of its own: the demo network (tens of seconds to load on a
 // busy machine) is loaded once per fieldsyncd build into a template database next to this test
-// binary, under a lock, and copied for each process.
+// binary, under a lock, and copied for each process. In the PostgreSQL pass the template is a
+// database of the test cluster (its name returned), and each process gets
+// CREATE DATABASE ... TEMPLATE of it.
 std::string DemoTemplate() {
   struct stat st {};
   if (stat(testing::FieldsyncdPath().c_str(), &st) != 0) return "";
@@ -239,6 +234,23 @@ std::string DemoTemplate() {
   int lock = open((dir + "/report-demo.lock").c_str(), O_CREAT | O_RDWR, 0600);
   if (lock < 0) return "";
   flock(lock, LOCK_EX);
+  if (testing::UsingPostgres()) {
+    const std::string name = absl::StrCat("fsdemo_tmpl_", st.st_mtime, "_", st.st_size);
+    if (testing::QueryInt(testing::PostgresAdminUrl(),
+                          "SELECT COUNT(*) FROM pg_database WHERE datname = '" + name + "'") != 1) {
+      testing::TempDir tmp;
+      testing::ServerProcess loader;
+      absl::Status s = loader.Start(tmp.path(), {"--demo-data"});
+      EXPECT_TRUE(s.ok()) << s << loader.Log();
+      EXPECT_EQ(loader.Stop(), 0);
+      std::string loaded = loader.db_path().substr(loader.db_path().rfind('/') + 1);
+      EXPECT_OK(testing::ExecSql(testing::PostgresAdminUrl(),
+                                 absl::StrCat("CREATE DATABASE ", name, " TEMPLATE ", loaded)));
+    }
+    flock(lock, LOCK_UN);
+    close(lock);
+    return name;
+  }
   if (access(path.c_str(), R_OK) != 0) {
     // Older templates belong to older builds of fieldsyncd.
     testing::RunCommand({"/bin/sh", "-c", "rm -f \"$0\"/report-demo-*.db", dir});
@@ -263,8 +275,14 @@ class ReportDemoTest : public ::testing::Test {
     server_ = new testing::ServerProcess();
     std::string demo = DemoTemplate();
     ASSERT_FALSE(demo.empty());
-    ASSERT_EQ(testing::RunCommand({"/bin/cp", demo, dir_->File("fieldsync.db")}).exit_code, 0);
-    absl::Status s = server_->Start(dir_->path(), {"--synchronous", "NORMAL"});
+    absl::Status s;
+    if (testing::UsingPostgres()) {
+      ASSERT_OK_AND_ASSIGN(db_url_, testing::CreatePostgresDatabase(demo));
+      s = server_->StartOn(dir_->path(), db_url_);
+    } else {
+      ASSERT_EQ(testing::RunCommand({"/bin/cp", demo, dir_->File("fieldsync.db")}).exit_code, 0);
+      s = server_->Start(dir_->path(), {"--synchronous", "NORMAL"});
+    }
     ASSERT_TRUE(s.ok()) << s << server_->Log();
     report_ = v1::ReportService::NewStub(server_->Channel()).release();
   }
@@ -272,6 +290,7 @@ class ReportDemoTest : public ::testing::Test {
     delete report_;
     delete server_;
     delete dir_;
+    if (!db_url_.empty()) testing::DropPostgresDatabase(db_url_);
   }
 
   static int64_t Sql(const std::string& sql) { return testing::QueryInt(server_->db_path(), sql); }
@@ -287,8 +306,10 @@ class ReportDemoTest : public ::testing::Test {
   static testing::TempDir* dir_;
   static testing::ServerProcess* server_;
   static v1::ReportService::Stub* report_;
+  static std::string db_url_;  // the PostgreSQL pass's copy of the template
 };
 
+std::string ReportDemoTest::db_url_;
 testing::TempDir* ReportDemoTest::dir_ = nullptr;
 testing::ServerProcess* ReportDemoTest::server_ = nullptr;
 v1::ReportService::Stub* ReportDemoTest::report_ = nullptr;
@@ -663,6 +684,7 @@ TEST(ReportBigDbTest, MemoryStaysBoundedOnALargeDatabase) {
   const char* dir = std::getenv("FIELDSYNC_REPORT_BIG_DB_DIR");
   if (dir == nullptr || *dir == '\0') GTEST_SKIP() << "set FIELDSYNC_REPORT_BIG_DB_DIR";
   testing::ServerProcess server;
+  server.UseSqlite();  // the large database is the SQLite file bench/report_db built
   ASSERT_TRUE(server.Start(dir).ok()) << server.Log();
   auto stub = v1::ReportService::NewStub(server.Channel());
   ASSERT_TRUE(RunExport(*stub, server.admin_token(),
@@ -967,7 +989,9 @@ TEST_F(ReportWriteTest, VerifyAuditChainFindsAnEditedAndADeletedRow) {
   // An attacker with the file drops the append-only triggers and edits one entry.
   const int64_t victim = n - 2;
   std::string db = server_.db_path();
-  ExecSql(db, "DROP TRIGGER change_log_no_update; DROP TRIGGER change_log_no_delete;");
+  ExecSql(db, testing::IsPostgresUrl(db)
+                  ? "ALTER TABLE change_log DISABLE TRIGGER USER;"
+                  : "DROP TRIGGER change_log_no_update; DROP TRIGGER change_log_no_delete;");
   ExecSql(db, "UPDATE change_log SET actor_id = 'someone-else' WHERE seq = " +
                   std::to_string(victim));
   v1::VerifyAuditChainResponse edited = Verify();
@@ -1022,7 +1046,9 @@ TEST_F(ReportWriteTest, OnlyAuditorsHqAndAdminsExport) {
 // --- Migration 2 --------------------------------------------------------------------------------
 
 // The back-fill of an older database, replaying the log, gives exactly the rows the write path
-// wrote.
+// wrote. On a SQLite file in the PostgreSQL pass too: it reads and rewrites the file through
+// sqlite::Database (the back-fill ran for SQLite databases made before migration 2; a
+// PostgreSQL database is created with every migration at once).
 TEST(ReportMigrationTest, BackfillReproducesWhatTheWritePathWrote) {
   testing::TempDir dir;
   std::string path = dir.File("store.db");

@@ -3,10 +3,10 @@
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
-#include <sqlite3.h>
 
 #include <set>
 
+#include "absl/strings/str_cat.h"
 #include "fieldsync/base/ids.h"
 #include "fieldsync/v1/report.pb.h"
 #include "google/protobuf/descriptor.h"
@@ -18,6 +18,7 @@
 #include "server/tracker.h"
 #include "tests/testing/status_matchers.h"
 #include "tests/testing/temp_dir.h"
+#include "tests/testing/test_db.h"
 
 namespace fieldsync::server {
 namespace {
@@ -29,7 +30,7 @@ class StoreTest : public ::testing::Test {
  protected:
   void SetUp() override {
     SqliteStore::Options options;
-    options.path = dir_.File("fieldsync.db");
+    options.path = db_.path();  // SQLite file, or a PostgreSQL database in that pass
     options.synchronous = "NORMAL";
     auto store = SqliteStore::Open(options);
     ASSERT_OK(store);
@@ -46,18 +47,11 @@ class StoreTest : public ::testing::Test {
   }
 
   int64_t Count(const std::string& table) {
-    sqlite3* db = nullptr;
-    sqlite3_open_v2(dir_.File("fieldsync.db").c_str(), &db, SQLITE_OPEN_READONLY, nullptr);
-    sqlite3_stmt* st = nullptr;
-    sqlite3_prepare_v2(db, ("SELECT COUNT(*) FROM " + table).c_str(), -1, &st, nullptr);
-    sqlite3_step(st);
-    int64_t n = sqlite3_column_int64(st, 0);
-    sqlite3_finalize(st);
-    sqlite3_close(db);
-    return n;
+    return fieldsync::testing::QueryInt(db_.path(), "SELECT COUNT(*) FROM " + table);
   }
 
   fieldsync::testing::TempDir dir_;
+  fieldsync::testing::TestDatabase db_{dir_};
   std::unique_ptr<SqliteStore> store_;
 };
 
@@ -65,7 +59,7 @@ TEST_F(StoreTest, ReopeningKeepsDataAndSchemaVersion) {
   Partner("Alpha");
   store_.reset();
   SqliteStore::Options options;
-  options.path = dir_.File("fieldsync.db");
+  options.path = db_.path();
   ASSERT_OK_AND_ASSIGN(store_, SqliteStore::Open(options));
   ASSERT_OK_AND_ASSIGN(auto partners, store_->ListPartners(PageRequest{}));
   ASSERT_EQ(partners.size(), 1u);
@@ -116,15 +110,12 @@ TEST_F(StoreTest, ChangeLogIsHashChainedAndAppendOnly) {
   tampered.payload[tampered.payload.size() / 2] ^= 1;
   EXPECT_NE(ChainHash(log[0].hash, tampered), log[1].hash);
 
-  sqlite3* db = nullptr;
-  ASSERT_EQ(sqlite3_open(dir_.File("fieldsync.db").c_str(), &db), SQLITE_OK);
-  char* err = nullptr;
-  EXPECT_NE(sqlite3_exec(db, "UPDATE change_log SET op = 'x' WHERE seq = 1", nullptr, nullptr, &err),
-            SQLITE_OK);
-  EXPECT_THAT(err, HasSubstr("append-only"));
-  sqlite3_free(err);
-  EXPECT_NE(sqlite3_exec(db, "DELETE FROM change_log", nullptr, nullptr, nullptr), SQLITE_OK);
-  sqlite3_close(db);
+  // The database itself refuses (triggers, on both engines).
+  EXPECT_THAT(fieldsync::testing::ExecSql(db_.path(), "UPDATE change_log SET op = 'x' WHERE seq = 1"),
+              StatusIs(absl::StatusCode::kInternal, HasSubstr("append-only")));
+  EXPECT_THAT(fieldsync::testing::ExecSql(db_.path(), "DELETE FROM change_log"),
+              StatusIs(absl::StatusCode::kInternal, HasSubstr("append-only")));
+  EXPECT_EQ(Count("change_log"), 3);
 }
 
 TEST_F(StoreTest, VersionsAreServerSequenceNumbers) {
@@ -145,8 +136,28 @@ TEST_F(StoreTest, TokensAreStoredOnlyAsHashes) {
   ASSERT_OK_AND_ASSIGN(TokenRecord found, store_->FindToken(HashTokenSecret(issued.secret())));
   EXPECT_EQ(found.subject_name, "admin");
   EXPECT_EQ(found.token.role(), v1::ROLE_ADMIN);
-  // The secret appears nowhere in the database file.
   store_.reset();
+  if (db_.postgres()) {
+    // PostgreSQL: in no row of any table, as text or (in bytea columns) as bytes.
+    std::string hex;
+    for (unsigned char c : issued.secret()) absl::StrAppend(&hex, absl::Hex(c, absl::kZeroPad2));
+    ASSERT_OK_AND_ASSIGN(auto tables,
+                         fieldsync::testing::QueryRows(
+                             db_.path(), "SELECT table_name FROM information_schema.tables "
+                                         "WHERE table_schema = current_schema()"));
+    ASSERT_GT(tables.size(), 5u);
+    for (const auto& t : tables) {
+      for (const std::string& needle : {issued.secret(), issued.secret().substr(8), hex}) {
+        EXPECT_EQ(fieldsync::testing::QueryInt(
+                      db_.path(), absl::StrCat("SELECT COUNT(*) FROM ", *t[0],
+                                               " r WHERE position('", needle, "' in r::text) > 0")),
+                  0)
+            << *t[0];
+      }
+    }
+    return;
+  }
+  // The secret appears nowhere in the database file.
   FILE* f = fopen(dir_.File("fieldsync.db").c_str(), "rb");
   std::string bytes;
   char buf[65536];

@@ -4,9 +4,9 @@
 #include <grpcpp/grpcpp.h>
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
-#include <sqlite3.h>
 
 #include <algorithm>
+#include <cstdlib>
 #include <map>
 #include <set>
 #include <thread>
@@ -21,6 +21,7 @@
 #include "server/change_log.h"
 #include "tests/testing/hq.h"
 #include "tests/testing/server_process.h"
+#include "tests/testing/status_matchers.h"
 #include "tests/testing/temp_dir.h"
 
 namespace fieldsync {
@@ -190,7 +191,11 @@ TEST_F(SyncProtocolTest, EnrollmentCodesWorkOnce) {
   grpc::Status s = sync_->Enroll(&c2, req, &second);
   EXPECT_EQ(s.error_code(), grpc::StatusCode::NOT_FOUND);
   EXPECT_TRUE(second.token().empty());
-  EXPECT_EQ(Count("SELECT COUNT(*) FROM change_log WHERE payload LIKE '%" + code.code() + "%'"),
+  EXPECT_EQ(Count(testing::IsPostgresUrl(server_.db_path())
+                      ? "SELECT COUNT(*) FROM change_log WHERE position(convert_to('" +
+                            code.code() + "', 'UTF8') in payload) > 0"  // bytea on PostgreSQL
+                      : "SELECT COUNT(*) FROM change_log WHERE payload LIKE '%" + code.code() +
+                            "%'"),
             0);
   EXPECT_THAT(server_.Log(), ::testing::Not(HasSubstr(code.code())));
 }
@@ -508,41 +513,34 @@ TEST_F(SyncProtocolTest, ChangeLogKeepsEveryPushedChangeAndItsChainVerifies) {
   EXPECT_EQ(Count("SELECT COUNT(*) FROM change_log WHERE device_id = '" + device_id_ +
                   "' AND device_seq = 1"),
             1);
-  // Recompute the whole chain from the database file.
-  sqlite3* db = nullptr;
-  sqlite3_open_v2(server_.db_path().c_str(), &db, SQLITE_OPEN_READONLY, nullptr);
-  sqlite3_stmt* st = nullptr;
-  sqlite3_prepare_v2(db,
-                     "SELECT seq, collection, doc_id, op, actor_id, COALESCE(device_id, ''), "
-                     "COALESCE(device_seq, 0), COALESCE(hlc, ''), server_time, payload, "
-                     "prev_hash, hash FROM change_log ORDER BY seq",
-                     -1, &st, nullptr);
+  // Recompute the whole chain from the database.
+  ASSERT_OK_AND_ASSIGN(
+      std::vector<testing::SqlRow> log,
+      testing::QueryRows(server_.db_path(),
+                         "SELECT seq, collection, doc_id, op, actor_id, COALESCE(device_id, ''), "
+                         "COALESCE(device_seq, 0), COALESCE(hlc, ''), server_time, payload, "
+                         "prev_hash, hash FROM change_log ORDER BY seq"));
   std::string prev = server::kGenesisHash;
   int rows = 0;
-  while (sqlite3_step(st) == SQLITE_ROW) {
-    auto text = [&](int i) {
-      const unsigned char* t = sqlite3_column_text(st, i);
-      return t ? std::string(reinterpret_cast<const char*>(t)) : std::string();
-    };
+  for (const testing::SqlRow& row : log) {
+    auto text = [&](int i) { return row[i].value_or(""); };
+    auto integer = [&](int i) { return std::strtoll(text(i).c_str(), nullptr, 10); };
     server::ChangeLogEntry e;
-    e.seq = sqlite3_column_int64(st, 0);
+    e.seq = integer(0);
     e.collection = text(1);
     e.doc_id = text(2);
     e.op = text(3);
     e.actor_id = text(4);
     e.device_id = text(5);
-    e.device_seq = sqlite3_column_int64(st, 6);
+    e.device_seq = integer(6);
     e.hlc = text(7);
-    e.server_time = absl::FromUnixMicros(sqlite3_column_int64(st, 8));
-    e.payload = std::string(static_cast<const char*>(sqlite3_column_blob(st, 9)),
-                            sqlite3_column_bytes(st, 9));
+    e.server_time = absl::FromUnixMicros(integer(8));
+    e.payload = text(9);
     EXPECT_EQ(text(10), prev) << e.seq;
     EXPECT_EQ(text(11), server::ChainHash(prev, e)) << e.seq;
     prev = text(11);
     ++rows;
   }
-  sqlite3_finalize(st);
-  sqlite3_close(db);
   EXPECT_GT(rows, 4);
 }
 

@@ -1,43 +1,30 @@
 #include "tests/testing/device_checks.h"
 
 #include <gtest/gtest.h>
-#include <sqlite3.h>
 
 #include <algorithm>
 
 #include "fieldsync/base/ids.h"
 #include "tests/testing/server_process.h"
+#include "tests/testing/test_db.h"
 
 namespace fieldsync::testing {
 
 namespace {
 
-// Runs `sql` (one text parameter) read-only on `db_path`; the first column of each row as bytes.
-std::vector<std::string> QueryColumn(const std::string& db_path, const std::string& sql,
+// Runs `sql` with `?1` replaced by `param` quoted (ids and names of tests, no quotes in them)
+// read-only on `db_path` (a SQLite file or a postgresql:// URL, tests/testing/test_db.h); the
+// first column of each row as bytes.
+std::vector<std::string> QueryColumn(const std::string& db_path, std::string sql,
                                      const std::string& param) {
   std::vector<std::string> out;
-  sqlite3* db = nullptr;
-  if (sqlite3_open_v2(db_path.c_str(), &db, SQLITE_OPEN_READONLY, nullptr) != SQLITE_OK) {
-    ADD_FAILURE() << "cannot open " << db_path;
-    sqlite3_close(db);
+  if (size_t at = sql.find("?1"); at != std::string::npos) sql.replace(at, 2, "'" + param + "'");
+  absl::StatusOr<std::vector<SqlRow>> rows = QueryRows(db_path, sql);
+  if (!rows.ok()) {
+    ADD_FAILURE() << rows.status();
     return out;
   }
-  sqlite3_busy_timeout(db, 5000);
-  sqlite3_stmt* st = nullptr;
-  if (sqlite3_prepare_v2(db, sql.c_str(), -1, &st, nullptr) != SQLITE_OK) {
-    ADD_FAILURE() << sql << ": " << sqlite3_errmsg(db);
-  } else {
-    sqlite3_bind_text(st, 1, param.c_str(), -1, SQLITE_TRANSIENT);
-    int rc;
-    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-      const void* b = sqlite3_column_blob(st, 0);
-      out.emplace_back(b ? std::string(static_cast<const char*>(b), sqlite3_column_bytes(st, 0))
-                         : std::string());
-    }
-    if (rc != SQLITE_DONE) ADD_FAILURE() << sql << ": " << sqlite3_errmsg(db);
-  }
-  sqlite3_finalize(st);
-  sqlite3_close(db);
+  for (const SqlRow& row : *rows) out.push_back(row.empty() ? "" : row[0].value_or(""));
   return out;
 }
 

@@ -13,7 +13,6 @@
 #include <thread>
 
 #include <grpcpp/grpcpp.h>
-#include <sqlite3.h>
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/numbers.h"
@@ -82,21 +81,6 @@ CommandResult RunCommand(const std::vector<std::string>& argv,
   return r;
 }
 
-int64_t QueryInt(const std::string& db_path, const std::string& sql) {
-  sqlite3* db = nullptr;
-  int64_t out = -1;
-  if (sqlite3_open_v2(db_path.c_str(), &db, SQLITE_OPEN_READONLY, nullptr) == SQLITE_OK) {
-    sqlite3_stmt* st = nullptr;
-    if (sqlite3_prepare_v2(db, sql.c_str(), -1, &st, nullptr) == SQLITE_OK &&
-        sqlite3_step(st) == SQLITE_ROW) {
-      out = sqlite3_column_int64(st, 0);
-    }
-    sqlite3_finalize(st);
-  }
-  sqlite3_close(db);
-  return out;
-}
-
 void AddBearer(grpc::ClientContext& ctx, const std::string& token) {
   ctx.AddMetadata("authorization", "Bearer " + token);
 }
@@ -106,12 +90,29 @@ ServerProcess::~ServerProcess() {
     kill(pid_, SIGKILL);
     WaitExit(pid_);
   }
+  if (!own_postgres_db_.empty()) DropPostgresDatabase(own_postgres_db_);
 }
 
 absl::Status ServerProcess::Start(const std::string& dir,
                                   const std::vector<std::string>& extra_args) {
+  std::string db = dir + "/fieldsync.db";
+  if (!sqlite_only_ && UsingPostgres()) {
+    if (own_postgres_db_.empty() || own_postgres_dir_ != dir) {
+      if (!own_postgres_db_.empty()) DropPostgresDatabase(own_postgres_db_);
+      absl::StatusOr<std::string> url = CreatePostgresDatabase();
+      if (!url.ok()) return url.status();
+      own_postgres_db_ = *url;
+      own_postgres_dir_ = dir;
+    }
+    db = own_postgres_db_;
+  }
+  return StartOn(dir, db, extra_args);
+}
+
+absl::Status ServerProcess::StartOn(const std::string& dir, const std::string& db,
+                                    const std::vector<std::string>& extra_args) {
   dir_ = dir;
-  db_path_ = dir + "/fieldsync.db";
+  db_path_ = db;
   log_path_ = dir + "/fieldsyncd.log";
   extra_args_ = extra_args;
   CommandResult token = RunCommand({FieldsyncdPath(), "--db", db_path_, "--create-admin-token"});
@@ -130,7 +131,7 @@ absl::Status ServerProcess::Launch() {
   std::vector<std::string> argv = {FieldsyncdPath(), "--db", db_path_, "--port-file", port_file,
                                    "--listen", address_.empty() ? "127.0.0.1:0" : address_};
   argv.insert(argv.end(), extra_args_.begin(), extra_args_.end());
-  pid_ = Spawn(argv, {}, "/dev/null", log_path_);
+  pid_ = Spawn(argv, env_, "/dev/null", log_path_);
   // Demo data can take a while to load before the server listens.
   auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(120);
   while (std::chrono::steady_clock::now() < deadline) {
