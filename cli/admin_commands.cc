@@ -249,6 +249,24 @@ absl::Status RunTokensRevoke(Invocation& inv) {
   return absl::OkStatus();
 }
 
+absl::Status RunAdminBackup(Invocation& inv) {
+  v1::BackupRequest request;
+  request.set_path(inv.arg(0));
+  v1::BackupResponse response;
+  FS_RETURN_IF_ERROR(inv.Call(absl::StrCat("backup to ", inv.arg(0)), &AdminStub::Backup,
+                              request, &response));
+  if (inv.json()) {
+    PrintJson(inv.out(), response);
+    return absl::OkStatus();
+  }
+  PrintPairs(inv.out(), {{"path", response.path()},
+                         {"bytes", absl::StrCat(response.bytes())},
+                         {"head_seq", absl::StrCat(response.head_seq())},
+                         {"head_hash", response.head_hash()},
+                         {"epoch", response.epoch()}});
+  return absl::OkStatus();
+}
+
 absl::Status RunWhoAmI(Invocation& inv) {
   v1::WhoAmIResponse response;
   FS_RETURN_IF_ERROR(inv.Call("whoami", &AdminStub::WhoAmI, v1::WhoAmIRequest(), &response));

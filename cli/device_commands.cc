@@ -365,7 +365,9 @@ absl::Status RunSync(Invocation& inv) {
                              .AddInt("pages", done->pages)
                              .AddInt("bytes_pulled", done->bytes_pulled)
                              .AddInt("retries", done->retries)
-                             .AddBool("repaired", done->repaired));
+                             .AddBool("repaired", done->repaired)
+                             .AddBool("rebased", done->rebased)
+                             .AddInt("resent_documents", done->resent_documents));
     return absl::OkStatus();
   }
   inv.out() << "Synced with " << server << ": pushed " << Counted(done->changes_pushed, "change")
@@ -374,6 +376,11 @@ absl::Status RunSync(Invocation& inv) {
   if (done->retries > 0) inv.out() << ", " << Counted(done->retries, "retry", "retries");
   if (done->repaired) inv.out() << "; the local copy was repaired by a full re-pull";
   inv.out() << ".\n";
+  if (done->rebased) {
+    inv.out() << "The server was restored from a backup: resent "
+              << Counted(done->resent_documents, "document")
+              << " this device had written, and pulled everything again.\n";
+  }
   return absl::OkStatus();
 }
 

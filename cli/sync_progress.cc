@@ -46,6 +46,10 @@ std::string SyncProgressPrinter::Describe(const SyncProgress& p) {
       Counted(p.documents_pulled, "document"), ", ", Counted(p.pages, "page"));
   if (p.conflicts > 0) absl::StrAppend(&text, ", ", Counted(p.conflicts, "conflict"));
   if (p.retries > 0) absl::StrAppend(&text, ", ", Counted(p.retries, "retry", "retries"));
+  if (p.rebased) {
+    absl::StrAppend(&text, ", server restored: resent ",
+                    Counted(p.resent_documents, "document"));
+  }
   return text;
 }
 

@@ -353,6 +353,7 @@ fs_status fs_sync(fs_client* client, fs_progress_fn progress, void* ctx) {
         c.bytes_pulled = p.bytes_pulled;
         c.retries = p.retries;
         c.repaired = p.repaired ? 1 : 0;
+        c.resent_documents = p.resent_documents;
         progress(&c, ctx);
       };
     }

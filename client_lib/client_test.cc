@@ -511,6 +511,165 @@ TEST_F(ClientTest, ChecksumMismatchStartsOneRepairThatDropsStaleDocuments) {
   EXPECT_EQ(*client_->ServerStateChecksum(), truth.Hex());
 }
 
+// The device's side of a server restored from a backup (docs/SYNC.md, "Restores"): a state
+// with acknowledged changes both pulled back and not yet pulled, another writer's edit, and
+// pending changes; the server now acknowledges only device_seq 1.
+class RebaseTest : public ClientTest {
+ protected:
+  void SetUp() override {
+    ClientTest::SetUp();
+    if (HasFatalFailure()) return;
+    auto a = client_->CreateRecord(Well(well_project_));  // seq 1
+    ASSERT_OK(a);
+    a_ = a->id();
+    auto b = client_->CreateRecord(Well(well_project_, 800));  // seq 2
+    ASSERT_OK(b);
+    b_ = b->id();
+    std::vector<v1::Change> outbox = Outbox();
+    ASSERT_THAT(outbox, SizeIs(2));
+    a_hlc_ = outbox[0].hlc();
+    b_hlc_ = outbox[1].hlc();
+    auto store = Store();
+    ASSERT_OK(store->SetStateInt(kAckedSeqKey, 2));  // both acknowledged
+    // A pull (not finished: the outbox keeps both) brings A back, with a later edit of its
+    // yield by another device, and a record of that other device.
+    v1::Record server_a = *a;
+    sync::ClearOutputOnly(&server_a);
+    v1::PullPage page;
+    *page.add_documents() = Delta("record", server_a, 3, a_hlc_);
+    v1::DocumentDelta* d = page.mutable_documents(0);
+    for (v1::DeltaField& f : *d->mutable_fields()) {
+      if (f.path() == "well.yield_lph") {
+        v1::Record only;
+        only.mutable_well()->set_yield_lph(300);
+        f.set_value(sync::Flatten(only).at("well.yield_lph"));
+        f.set_hlc(ServerHlc(sync::SystemClockMs() + 1000, 0, "other-device"));
+      }
+    }
+    c_ = NewUuidV7();
+    v1::Record c = Well(well_project_, 50);
+    c.set_id(c_);
+    *page.add_documents() = Delta("record", c, 4, ServerHlc(1500, 0, "other-device"));
+    page.set_cursor("c4");
+    ASSERT_OK(store->ApplyPage(page));
+    // Pending: an edit of A, a new record D.
+    auto mine = client_->GetRecord(a_);
+    ASSERT_OK(mine);
+    mine->mutable_well()->set_functional_status(v1::FUNCTIONAL_STATUS_NOT_FUNCTIONAL);
+    ASSERT_OK(client_->UpdateRecord(*mine, mine->audit().version()));  // seq 3
+    auto d_rec = client_->CreateRecord(Well(well_project_, 999));       // seq 4
+    ASSERT_OK(d_rec);
+    d_ = d_rec->id();
+    ASSERT_THAT(Outbox(), SizeIs(4));
+  }
+
+  // What the app sees, as comparable text.
+  std::string View() {
+    auto list = client_->ListRecords(v1::ListRecordsRequest());
+    EXPECT_OK(list);
+    std::string text;
+    for (v1::Record r : list->records()) {
+      r.mutable_audit()->Clear();
+      text += r.ShortDebugString() + "\n";
+    }
+    return text;
+  }
+
+  sync::Hlc Now() {
+    sync::Hlc h;
+    h.wall_ms = sync::SystemClockMs() + 5000;
+    h.node = kDevice;
+    return h;
+  }
+
+  std::string a_, b_, c_, d_, a_hlc_, b_hlc_;
+};
+
+TEST_F(RebaseTest, ResendsOwnFieldsWithTheirClocksThenRenumbersPendingChanges) {
+  const std::string view_before = View();
+  const std::vector<v1::Change> before = Outbox();
+  auto store = Store();
+  const sync::Hlc base = Now();
+  {
+    auto tx = store->Begin();
+    ASSERT_OK(tx);
+    auto rebased = store->Rebase(kDevice, /*server_acked=*/1, base);
+    ASSERT_OK(rebased);
+    EXPECT_EQ(rebased->documents, 2);  // A and B; C is the other device's, D is pending
+    EXPECT_EQ(rebased->changes, 2);
+    EXPECT_EQ(rebased->folded, 2);
+    EXPECT_EQ(rebased->renumbered, 2);
+    EXPECT_EQ(rebased->last_seq, 5);
+    ASSERT_OK(tx->Commit());
+  }
+  std::vector<v1::Change> outbox = Outbox();
+  ASSERT_THAT(outbox, SizeIs(4));
+  // Numbered from the server's acknowledgement + 1, oldest clock first.
+  for (int i = 0; i < 4; ++i) EXPECT_EQ(outbox[i].device_seq(), 2 + i);
+  EXPECT_EQ(outbox[0].doc_id(), a_);
+  EXPECT_EQ(outbox[0].hlc(), a_hlc_);
+  // A is this device's: every field, the yield another device wrote since included, at A's
+  // clock (older than the other device's, so its own re-send would win).
+  EXPECT_EQ(Paths(outbox[0]), Paths(before[0]));
+  for (const auto& f : outbox[0].fields()) {
+    EXPECT_EQ(f.base_hlc(), base.Encode());
+    if (f.path() == "well.yield_lph") {
+      v1::Record only;
+      only.mutable_well()->set_yield_lph(300);
+      EXPECT_EQ(f.value(), sync::Flatten(only).at("well.yield_lph"));
+    }
+  }
+  EXPECT_EQ(outbox[1].doc_id(), b_);
+  EXPECT_EQ(outbox[1].hlc(), b_hlc_);
+  EXPECT_EQ(Paths(outbox[1]), Paths(before[1]));
+  // The pending changes follow unchanged but for their number.
+  for (int i = 2; i < 4; ++i) {
+    v1::Change expected = before[i];
+    expected.set_device_seq(2 + i);
+    EXPECT_EQ(outbox[i].SerializeAsString(), expected.SerializeAsString()) << i;
+  }
+  EXPECT_EQ(outbox[3].doc_id(), d_);
+  EXPECT_EQ(*store->GetStateInt(kAckedSeqKey), 1);
+  EXPECT_EQ(*store->GetStateInt(kLastSeqKey), 5);
+  EXPECT_EQ(*store->GetState(kCursorKey), "");  // a full pull next
+  EXPECT_EQ(*store->GetStateInt(kRepairingKey), 1);
+  // The app sees exactly what it saw.
+  EXPECT_EQ(View(), view_before);
+  auto next = client_->CreateRecord(Well(well_project_));
+  ASSERT_OK(next);
+  EXPECT_EQ(Outbox().back().device_seq(), 6);
+}
+
+TEST_F(RebaseTest, AFailureHalfwayRollsBackEverything) {
+  const std::vector<v1::Change> before = Outbox();
+  const std::string view_before = View();
+  auto store = Store();
+  // The third insert into the outbox fails, after the old entries were deleted and two new
+  // ones written.
+  {
+    auto raw = sqlite::Database::Open(path_, {});
+    ASSERT_OK(raw);
+    ASSERT_OK((*raw)->Exec("CREATE TRIGGER fail_rebase BEFORE INSERT ON outbox "
+                           "WHEN NEW.device_seq = 4 BEGIN SELECT RAISE(ABORT, 'injected'); END"));
+  }
+  {
+    auto tx = store->Begin();
+    ASSERT_OK(tx);
+    EXPECT_THAT(store->Rebase(kDevice, 1, Now()), StatusIs(absl::StatusCode::kFailedPrecondition,
+                                                           HasSubstr("injected")));
+  }  // not committed: rolled back
+  std::vector<v1::Change> after = Outbox();
+  ASSERT_EQ(after.size(), before.size());
+  for (size_t i = 0; i < before.size(); ++i) {
+    EXPECT_EQ(after[i].SerializeAsString(), before[i].SerializeAsString()) << i;
+  }
+  EXPECT_EQ(*store->GetStateInt(kAckedSeqKey), 2);
+  EXPECT_EQ(*store->GetStateInt(kLastSeqKey), 4);
+  EXPECT_EQ(*store->GetState(kCursorKey), "c4");
+  EXPECT_EQ(*store->GetStateInt(kRepairingKey), 0);
+  EXPECT_EQ(View(), view_before);
+}
+
 TEST_F(ClientTest, WritesOnOneThreadWhileOthersReadAndApplyPages) {
   constexpr int kWrites = 150;
   std::atomic<bool> done{false};

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <iterator>
+#include <map>
 #include <optional>
 #include <set>
 #include <utility>
@@ -553,6 +554,198 @@ absl::StatusOr<int64_t> LocalStore::CountOutboxAfter(int64_t after_seq) {
   int64_t n = row ? q->ColumnInt(0) : 0;
   q->Reset();
   return n;
+}
+
+// --- Server restores ---------------------------------------------------------------------------
+
+absl::StatusOr<RebaseOutcome> LocalStore::Rebase(absl::string_view device_id,
+                                                 int64_t server_acked, const sync::Hlc& base) {
+  if (device_id.empty() || server_acked < 0 || !sync::IsValidHlc(base)) {
+    return absl::InvalidArgumentError("rebase: needs the device id, an acknowledged seq >= 0 "
+                                      "and a valid clock");
+  }
+  RebaseOutcome out;
+  FS_ASSIGN_OR_RETURN(int64_t acked, GetStateInt(kAckedSeqKey));
+
+  // The outbox as it is: acknowledged entries (folded into the re-sent fields) and pending ones
+  // (sent again after them, in their order).
+  struct Entry {
+    v1::Change change;
+    int64_t created_at_ms = 0;
+  };
+  std::vector<Entry> pending;
+  std::map<std::pair<std::string, std::string>, std::vector<v1::Change>> folded;
+  {
+    FS_ASSIGN_OR_RETURN(Statement * q, db_->Prepare("SELECT device_seq, change, created_at_ms "
+                                                    "FROM outbox ORDER BY device_seq"));
+    for (;;) {
+      absl::StatusOr<bool> row = q->Step();
+      if (!row.ok()) {
+        q->Reset();
+        return row.status();
+      }
+      if (!*row) break;
+      Entry e;
+      if (!e.change.ParseFromString(q->ColumnBlob(1))) {
+        q->Reset();
+        return absl::DataLossError(
+            absl::StrCat("outbox entry ", q->ColumnInt(0), " does not parse"));
+      }
+      e.created_at_ms = q->ColumnInt(2);
+      if (q->ColumnInt(0) <= acked) {
+        ++out.folded;
+        folded[{e.change.collection(), e.change.doc_id()}].push_back(std::move(e.change));
+      } else {
+        pending.push_back(std::move(e));
+      }
+    }
+    q->Reset();
+  }
+
+  // Every document this store knows from the server or from acknowledged edits.
+  std::set<std::pair<std::string, std::string>> ids;
+  {
+    FS_ASSIGN_OR_RETURN(Statement * q,
+                        db_->Prepare("SELECT DISTINCT collection, doc_id FROM server_fields"));
+    for (;;) {
+      absl::StatusOr<bool> row = q->Step();
+      if (!row.ok()) {
+        q->Reset();
+        return row.status();
+      }
+      if (!*row) break;
+      ids.emplace(q->ColumnText(0), q->ColumnText(1));
+    }
+    q->Reset();
+  }
+  for (const auto& [id, changes] : folded) ids.insert(id);
+
+  // One change per (document, clock) of the fields this device wrote, with that clock.
+  struct Resend {
+    // 0: a document this device created (it goes first); 1: another writer's it edited.
+    int section = 0;
+    sync::Hlc hlc;
+    v1::Change change;
+  };
+  std::vector<Resend> resend;
+  const std::string base_text = base.Encode();
+  for (const auto& [collection, id] : ids) {
+    FS_ASSIGN_OR_RETURN(LocalDocument loaded, LoadDocument(collection, id));
+    sync::Document doc = std::move(loaded.server);
+    if (auto it = folded.find({collection, id}); it != folded.end()) {
+      for (const v1::Change& change : it->second) {
+        FS_ASSIGN_OR_RETURN(sync::Change c, ToEngineChange(change, device_id));
+        sync::Merge(doc, c);
+      }
+    }
+    std::map<sync::Hlc, std::vector<std::pair<std::string, const sync::FieldState*>>> by_clock;
+    const sync::FieldState* oldest = nullptr;
+    for (const auto& [path, state] : doc.fields) {
+      if (state.hlc.node == device_id) by_clock[state.hlc].emplace_back(path, &state);
+      if (oldest == nullptr || state.hlc < oldest->hlc) oldest = &state;
+    }
+    if (by_clock.empty()) continue;
+    ++out.documents;
+    const sync::Hlc& first_clock = by_clock.begin()->first;
+    // This device made the document's oldest field: it created the document.
+    const bool created = oldest->hlc.node == device_id;
+    auto add_field = [&](Resend& r, const std::string& path, const sync::FieldState& state) {
+      v1::FieldChange* f = r.change.add_fields();
+      f->set_path(path);
+      f->set_value(state.value);
+      f->set_base_hlc(base_text);
+    };
+    auto start = [&](const sync::Hlc& hlc) {
+      Resend r;
+      r.section = created ? 0 : 1;
+      r.hlc = hlc;
+      r.change.set_collection(collection);
+      r.change.set_doc_id(id);
+      r.change.set_hlc(hlc.Encode());
+      return r;
+    };
+    // The first change, at this device's oldest clock on the document, carries every field this
+    // device wrote: a restored server that lacks the document must get a valid one from it (a
+    // required field edited later would be missing otherwise); the later clocks follow with
+    // their own fields, so each field ends with its true clock. Of a document it created it
+    // also carries the fields others wrote since, at that oldest clock, which loses to their
+    // true clocks wherever the server has them (or gets them again from their writers): they
+    // are part of the document the device is bringing back, and the server accepts a device's
+    // change only under the device's own node. A deletion comes only with its own clock:
+    // deleting is refused for a document the server does not have.
+    Resend first = start(first_clock);
+    for (const auto& [path, state] : doc.fields) {
+      if (path == sync::kDeletedPath && !state.value.empty()) continue;
+      if (state.hlc.node == device_id || created) add_field(first, path, state);
+    }
+    const bool first_has_fields = first.change.fields_size() > 0;
+    if (first_has_fields) resend.push_back(std::move(first));
+    for (auto it = by_clock.begin(); it != by_clock.end(); ++it) {
+      Resend r = start(it->first);
+      for (const auto& [path, state] : it->second) {
+        // The oldest clock's fields went in the first change, but for a deletion.
+        if (it == by_clock.begin() && first_has_fields &&
+            !(path == sync::kDeletedPath && !state->value.empty())) {
+          continue;
+        }
+        add_field(r, path, *state);
+      }
+      if (r.change.fields_size() > 0) resend.push_back(std::move(r));
+    }
+  }
+  // Documents this device created first, then its edits of others' documents (which a server
+  // lacking the document refuses until their creator has sent them again); within each, oldest
+  // clock first: the order they were made in, so a site goes before the records that name it
+  // and a document's creation before its later edits (stable: a document's first change stays
+  // before a deletion with the same clock).
+  std::stable_sort(resend.begin(), resend.end(), [](const Resend& a, const Resend& b) {
+    if (a.section != b.section) return a.section < b.section;
+    return a.hlc < b.hlc;
+  });
+
+  FS_RETURN_IF_ERROR(db_->Exec("DELETE FROM outbox"));
+  FS_ASSIGN_OR_RETURN(Statement * ins,
+                      db_->Prepare("INSERT INTO outbox(device_seq, collection, doc_id, change, "
+                                   "created_at_ms) VALUES(?1, ?2, ?3, ?4, ?5)"));
+  int64_t seq = server_acked;
+  const int64_t now_ms = sync::SystemClockMs();
+  auto append = [&](v1::Change& change, int64_t created_at_ms) -> absl::Status {
+    change.set_device_seq(++seq);
+    ins->Reset();
+    ins->Bind(1, seq);
+    ins->Bind(2, change.collection());
+    ins->Bind(3, change.doc_id());
+    ins->BindBlob(4, sync::SerializeDeterministic(change));
+    ins->Bind(5, created_at_ms);
+    return ins->Run();
+  };
+  std::set<std::pair<std::string, std::string>> touched;
+  for (Resend& r : resend) {
+    FS_RETURN_IF_ERROR(append(r.change, now_ms));
+    touched.emplace(r.change.collection(), r.change.doc_id());
+    ++out.changes;
+  }
+  for (Entry& e : pending) {
+    FS_RETURN_IF_ERROR(append(e.change, e.created_at_ms));
+    touched.emplace(e.change.collection(), e.change.doc_id());
+    ++out.renumbered;
+  }
+  for (const auto& [id, changes] : folded) touched.insert(id);
+  out.last_seq = seq;
+  FS_RETURN_IF_ERROR(SetStateInt(kAckedSeqKey, server_acked));
+  FS_RETURN_IF_ERROR(SetStateInt(kLastSeqKey, seq));
+
+  // Pull everything again into a new generation, as a repair does: what the restored server no
+  // longer has leaves server_fields at the end of that pull.
+  FS_ASSIGN_OR_RETURN(int64_t epoch, GetStateInt(kEpochKey));
+  FS_RETURN_IF_ERROR(SetState(kCursorKey, ""));
+  FS_RETURN_IF_ERROR(SetStateInt(kEpochKey, epoch + 1));
+  FS_RETURN_IF_ERROR(SetStateInt(kRepairingKey, 1));
+
+  // The view is the same (the re-sent fields carry the values and clocks it already shows);
+  // only the pending marks move.
+  for (const auto& [collection, id] : touched) FS_RETURN_IF_ERROR(RefreshView(collection, id));
+  return out;
 }
 
 // --- Pull --------------------------------------------------------------------------------------

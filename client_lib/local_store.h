@@ -57,6 +57,9 @@ inline constexpr char kLastSeqKey[] = "last_device_seq";
 // the rows of older ones.
 inline constexpr char kEpochKey[] = "epoch";
 inline constexpr char kRepairingKey[] = "repairing";
+// The server database's epoch (HandshakeResponse.server_epoch) as of the last handshake; not to
+// be confused with kEpochKey, this store's own pull generation.
+inline constexpr char kServerEpochKey[] = "server_epoch";
 
 // The engine's form of an outbox change (device_id is the writer of `change`).
 absl::StatusOr<sync::Change> ToEngineChange(const v1::Change& change, absl::string_view device_id);
@@ -77,6 +80,19 @@ struct LocalDocument {
   int64_t version = 0;
 
   bool exists() const { return !local.fields.empty() && !local.deleted(); }
+};
+
+// What a rebase did (LocalStore::Rebase).
+struct RebaseOutcome {
+  // Documents with at least one field this device wrote, and the changes that re-send them.
+  int64_t documents = 0;
+  int64_t changes = 0;
+  // Pending (unacknowledged) outbox changes renumbered after them.
+  int64_t renumbered = 0;
+  // Acknowledged outbox changes folded into the re-sent ones.
+  int64_t folded = 0;
+  // The new last device_seq.
+  int64_t last_seq = 0;
 };
 
 // What applying one pull page did.
@@ -130,6 +146,30 @@ class LocalStore {
   // Outbox entries with device_seq > after_seq, in order, at most `limit`.
   absl::StatusOr<std::vector<v1::Change>> OutboxAfter(int64_t after_seq, int limit);
   absl::StatusOr<int64_t> CountOutboxAfter(int64_t after_seq);
+
+  // --- Server restores ---
+  // After the server lost changes it had acknowledged (restored from a backup), makes this
+  // store's state one the restored server can take, without changing what the app sees. Call
+  // inside a transaction (with the handshake's other updates: all or nothing).
+  //  1. Every field this device wrote (clock node `device_id`) of every document it knows, as
+  //     it stands in server_fields with the acknowledged outbox changes (device_seq <=
+  //     kAckedSeqKey) merged on top, is queued again: one change per document and clock, with
+  //     that clock (so a newer value from elsewhere still wins on the server, and a value the
+  //     server still has is a no-op), oldest clock first, numbered from `server_acked` + 1;
+  //     a document's first change carries all those fields at its oldest clock (so it makes a
+  //     valid document on a server that lacks it; the later changes restore the true clocks),
+  //     except a deletion, which comes with its own clock only;
+  //     each field's base_hlc is `base` (the device's clock now: it has seen every value it
+  //     holds, so a value the server still has raises no conflict). Fields others wrote are
+  //     not sent: the server takes a device's changes only under its own node (their writers
+  //     send them again).
+  //  2. Those acknowledged outbox changes are dropped (they are in step 1's changes); the
+  //     pending ones follow, renumbered in their order.
+  //  3. The pull cursor is cleared and a full re-pull into a new generation starts (like a
+  //     repair): rows the restored server no longer has go at its end.
+  // kAckedSeqKey becomes `server_acked`, kLastSeqKey the last number used.
+  absl::StatusOr<RebaseOutcome> Rebase(absl::string_view device_id, int64_t server_acked,
+                                       const sync::Hlc& base);
 
   // --- Pull ---
   // Applies one page in one transaction: server fields, affected views and the page's cursor.

@@ -6,6 +6,7 @@
 // acknowledgement was lost is harmless: the server applies (device_id, device_seq) once.
 #include <algorithm>
 #include <chrono>
+#include <optional>
 #include <random>
 #include <utility>
 
@@ -217,12 +218,34 @@ class Round {
           " of this device but this store only wrote ", last_written,
           "; another store holds this device's identity. Enroll this store as a new device."));
     }
-    FS_RETURN_IF_ERROR(store_.SetStateInt(kAckedSeqKey, response.acked_device_seq()));
+    // A server restored from a backup has forgotten changes it acknowledged: it names a new
+    // epoch, or (a restore without one) acknowledges less than it once did. The device then
+    // queues its own edits again, in this transaction with the rest (docs/SYNC.md, "Restores").
+    FS_ASSIGN_OR_RETURN(int64_t known_acked, store_.GetStateInt(kAckedSeqKey));
+    FS_ASSIGN_OR_RETURN(std::string known_epoch, store_.GetState(kServerEpochKey));
+    const bool new_epoch = !known_epoch.empty() && !response.server_epoch().empty() &&
+                           known_epoch != response.server_epoch();
+    std::optional<RebaseOutcome> rebased;
+    if (new_epoch || response.acked_device_seq() < known_acked) {
+      FS_ASSIGN_OR_RETURN(rebased, store_.Rebase(impl_.device_id, response.acked_device_seq(),
+                                                 ClockLast()));
+    } else {
+      FS_RETURN_IF_ERROR(store_.SetStateInt(kAckedSeqKey, response.acked_device_seq()));
+    }
+    if (!response.server_epoch().empty()) {
+      FS_RETURN_IF_ERROR(store_.SetState(kServerEpochKey, response.server_epoch()));
+    }
     if (!response.partner_id().empty()) {
       FS_RETURN_IF_ERROR(store_.SetState(kPartnerIdKey, response.partner_id()));
     }
     FS_RETURN_IF_ERROR(store_.RaiseLastHlc(ClockLast()));
-    return tx.Commit();
+    FS_RETURN_IF_ERROR(tx.Commit());
+    if (rebased) {
+      progress_.rebased = true;
+      progress_.resent_documents += rebased->documents;
+      progressed_ = true;
+    }
+    return absl::OkStatus();
   }
 
   absl::Status Push() {
@@ -230,10 +253,15 @@ class Round {
     FS_ASSIGN_OR_RETURN(int64_t pending, store_.CountOutboxAfter(acked));
     progress_.changes_total = progress_.changes_pushed + pending;
     Report(SyncPhase::kPush);
+    // After the server refused changes[i] of a batch (a batch is all or nothing), the i changes
+    // before it go alone, so that only the refused change and those after it wait.
+    size_t cap = 0;
     for (;;) {
       FS_RETURN_IF_ERROR(CheckCancelled());
       FS_ASSIGN_OR_RETURN(std::vector<v1::Change> batch, store_.OutboxAfter(acked, max_push_));
       if (batch.empty()) return absl::OkStatus();
+      if (cap > 0 && batch.size() > cap) batch.resize(cap);
+      cap = 0;
       size_t bytes = 0, fits = 0;
       for (; fits < batch.size(); ++fits) {
         bytes += batch[fits].ByteSizeLong() + 8;  // + the field's tag and length
@@ -254,6 +282,10 @@ class Round {
         absl::Status s = Failed(status, "Push", ctx);
         if (s.code() == absl::StatusCode::kInvalidArgument) {
           int i = ChangeIndex(s.message());
+          if (i > 0 && i < static_cast<int>(batch.size())) {
+            cap = static_cast<size_t>(i);
+            continue;
+          }
           if (i >= 0 && i < static_cast<int>(batch.size())) {
             return absl::InvalidArgumentError(
                 absl::StrCat("the server refused local change device_seq=", batch[i].device_seq(),

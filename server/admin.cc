@@ -1,6 +1,8 @@
 #include "server/admin.h"
 
 #include <cctype>
+#include <filesystem>
+#include <system_error>
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
@@ -8,6 +10,7 @@
 #include "fieldsync/base/status_macros.h"
 #include "fieldsync/model/validate.h"
 #include "google/protobuf/util/time_util.h"
+#include "server/log.h"
 #include "server/tracker.h"
 
 namespace fieldsync::server {
@@ -229,6 +232,39 @@ v1::WhoAmIResponse Admin::WhoAmI(const Principal& who) {
   v1::WhoAmIResponse out;
   *out.mutable_token() = who.token;
   out.set_name(who.name);
+  return out;
+}
+
+absl::StatusOr<v1::BackupResponse> Admin::Backup(const Principal& who,
+                                                  const v1::BackupRequest& request) {
+  const std::string& path = request.path();
+  if (path.empty() || path[0] != '/') {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "path: must be an absolute path on the server's host, got \"", path.substr(0, 200), "\""));
+  }
+  if (path.find('\0') != std::string::npos || path.back() == '/') {
+    return absl::InvalidArgumentError(
+        absl::StrCat("path: must name a file, got \"", path.substr(0, 200), "\""));
+  }
+  std::error_code ec;
+  const std::filesystem::path file(path);
+  if (!std::filesystem::is_directory(file.parent_path(), ec)) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "path: the folder ", file.parent_path().string(), " does not exist on the server"));
+  }
+  if (std::filesystem::symlink_status(file, ec).type() != std::filesystem::file_type::not_found) {
+    return absl::AlreadyExistsError(
+        absl::StrCat("path: ", path, " already exists; a backup never overwrites a file"));
+  }
+  FS_ASSIGN_OR_RETURN(BackupInfo info, store_.Backup(path));
+  Log("info", absl::StrCat("backup by=", who.actor().id, " path=", info.path, " bytes=",
+                           info.bytes, " head_seq=", info.head_seq, " epoch=", info.epoch));
+  v1::BackupResponse out;
+  out.set_path(info.path);
+  out.set_bytes(info.bytes);
+  out.set_head_seq(info.head_seq);
+  out.set_head_hash(info.head_hash);
+  out.set_epoch(info.epoch);
   return out;
 }
 

@@ -41,6 +41,9 @@ class Admin {
                                                     const v1::ListTokensRequest& request);
   absl::StatusOr<v1::Token> RevokeToken(const Principal& who, absl::string_view id);
   v1::WhoAmIResponse WhoAmI(const Principal& who);
+  // An online backup to `request.path()` (see AdminService.Backup for the errors).
+  absl::StatusOr<v1::BackupResponse> Backup(const Principal& who,
+                                            const v1::BackupRequest& request);
 
   // The first credential of a new database: creates (or reuses) the ADMIN user `name` and
   // issues it a new token. For `fieldsyncd --create-admin-token`; anyone who can write the

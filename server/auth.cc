@@ -70,6 +70,7 @@ const Policy kPolicies[] = {
     {"/fieldsync.v1.AdminService/ListTokens", kAdmin},
     {"/fieldsync.v1.AdminService/RevokeToken", kAdmin},
     {"/fieldsync.v1.AdminService/WhoAmI", kEveryone},
+    {"/fieldsync.v1.AdminService/Backup", kAdmin},
     {"/fieldsync.v1.ReportService/Export", kAuditors},
     {"/fieldsync.v1.ReportService/GetExportManifest", kAuditors},
     {"/fieldsync.v1.ReportService/VerifyAuditChain", kAuditors},

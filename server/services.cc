@@ -230,6 +230,12 @@ grpc::Status AdminServiceImpl::WhoAmI(grpc::ServerContext* ctx, const v1::WhoAmI
   });
 }
 
+grpc::Status AdminServiceImpl::Backup(grpc::ServerContext* ctx, const v1::BackupRequest* req,
+                                      v1::BackupResponse* resp) {
+  return Handle(auth_, ctx, kAdmin, "Backup", resp,
+                [&](const Principal& who) { return admin_.Backup(who, *req); });
+}
+
 grpc::Status AdminServiceImpl::CreateEnrollment(grpc::ServerContext* ctx,
                                                 const v1::CreateEnrollmentRequest* req,
                                                 v1::CreateEnrollmentResponse* resp) {

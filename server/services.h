@@ -92,6 +92,8 @@ class AdminServiceImpl final : public v1::AdminService::Service {
                            v1::Token* resp) override;
   grpc::Status WhoAmI(grpc::ServerContext* ctx, const v1::WhoAmIRequest* req,
                       v1::WhoAmIResponse* resp) override;
+  grpc::Status Backup(grpc::ServerContext* ctx, const v1::BackupRequest* req,
+                      v1::BackupResponse* resp) override;
 
  private:
   const Authenticator& auth_;

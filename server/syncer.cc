@@ -57,6 +57,7 @@ absl::StatusOr<v1::HandshakeResponse> Syncer::Handshake(const Principal& device,
         "protocol_version: this server speaks version 1, got ", request.protocol_version()));
   }
   FS_ASSIGN_OR_RETURN(int64_t acked, store_.AckedDeviceSeq(device.token.device_id()));
+  FS_ASSIGN_OR_RETURN(std::string epoch, store_.Epoch());
   v1::HandshakeResponse out;
   out.set_protocol_version(v1::PROTOCOL_VERSION_1);
   out.set_server_time_ms(sync::SystemClockMs());
@@ -66,6 +67,7 @@ absl::StatusOr<v1::HandshakeResponse> Syncer::Handshake(const Principal& device,
   out.set_acked_device_seq(acked);
   out.set_max_push_changes(kMaxPushChanges);
   out.set_max_clock_skew_ms(sync::kDefaultMaxFutureMs);
+  out.set_server_epoch(epoch);
   return out;
 }
 

@@ -5,6 +5,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <cerrno>
+#include <cstring>
+
 #include "absl/strings/str_cat.h"
 
 namespace fieldsync::sqlite {
@@ -176,6 +179,107 @@ absl::StatusOr<Statement*> Database::Prepare(absl::string_view sql) {
 }
 
 int64_t Database::Changes() const { return sqlite3_changes64(db_.get()); }
+
+absl::StatusOr<int64_t> Database::BackupTo(const std::string& path,
+                                           const std::function<absl::Status()>& before_copy) {
+  const std::string part = path + ".part";
+  struct stat st;
+  if (::lstat(path.c_str(), &st) == 0) {
+    return absl::AlreadyExistsError(absl::StrCat("backup: ", path, " already exists"));
+  }
+  // O_EXCL: two backups to the same path never write one file; a stale .part from a crashed
+  // backup is the operator's to look at, not ours to delete.
+  int fd = ::open(part.c_str(), O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+  if (fd < 0) {
+    if (errno == EEXIST) {
+      return absl::AlreadyExistsError(
+          absl::StrCat("backup: ", part, " exists (another backup running, or left by one that "
+                                         "crashed: remove it)"));
+    }
+    return absl::FailedPreconditionError(
+        absl::StrCat("backup: cannot create ", part, ": ", strerror(errno)));
+  }
+  ::close(fd);
+  bool keep = false;
+  struct RemovePart {
+    const std::string& part;
+    const bool& keep;
+    ~RemovePart() {
+      if (!keep) ::unlink(part.c_str());
+    }
+  } remove_part{part, keep};
+
+  sqlite3* dest_raw = nullptr;
+  int rc = sqlite3_open_v2(part.c_str(), &dest_raw, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX,
+                           nullptr);
+  std::unique_ptr<sqlite3, Closer> dest(dest_raw);
+  if (rc != SQLITE_OK) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "backup: cannot open ", part, ": ", dest_raw ? sqlite3_errmsg(dest_raw) : sqlite3_errstr(rc)));
+  }
+  // One read transaction over the copy (and before_copy): the snapshot of one commit.
+  if (absl::Status s = Exec("BEGIN"); !s.ok()) return s;
+  struct EndRead {
+    Database& db;
+    ~EndRead() { db.Exec("COMMIT").IgnoreError(); }
+  } end_read{*this};
+  // A deferred BEGIN takes its snapshot at the first read: read now, before before_copy.
+  if (absl::Status s = Exec("SELECT COUNT(*) FROM sqlite_schema"); !s.ok()) return s;
+  if (before_copy) {
+    if (absl::Status s = before_copy(); !s.ok()) return s;
+  }
+  sqlite3_backup* backup = sqlite3_backup_init(dest.get(), "main", db_.get(), "main");
+  if (backup == nullptr) {
+    return absl::Status(CodeFor(sqlite3_extended_errcode(dest.get())),
+                        absl::StrCat("backup: ", sqlite3_errmsg(dest.get())));
+  }
+  // The source is read inside our own read transaction, so one step of all pages cannot be
+  // disturbed by other writers (they append to the WAL; our snapshot stays).
+  rc = sqlite3_backup_step(backup, -1);
+  int finish_rc = sqlite3_backup_finish(backup);
+  if (rc != SQLITE_DONE) {
+    return absl::Status(CodeFor(rc), absl::StrCat("backup: copying into ", part, ": ",
+                                                  sqlite3_errstr(rc)));
+  }
+  if (finish_rc != SQLITE_OK) {
+    return absl::Status(CodeFor(finish_rc),
+                        absl::StrCat("backup: ", sqlite3_errmsg(dest.get())));
+  }
+  // A self-contained file: no -wal beside it, so copying the one file is the whole backup.
+  char* err = nullptr;
+  rc = sqlite3_exec(dest.get(), "PRAGMA journal_mode=DELETE", nullptr, nullptr, &err);
+  if (rc != SQLITE_OK) {
+    std::string msg = err ? err : sqlite3_errstr(rc);
+    sqlite3_free(err);
+    return absl::Status(CodeFor(rc), absl::StrCat("backup: ", msg));
+  }
+  dest.reset();
+  fd = ::open(part.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0 || ::fsync(fd) != 0 || ::fstat(fd, &st) != 0) {
+    std::string why = strerror(errno);
+    if (fd >= 0) ::close(fd);
+    return absl::InternalError(absl::StrCat("backup: fsync of ", part, ": ", why));
+  }
+  ::close(fd);
+  // link(), not rename(): it fails if `path` appeared meanwhile instead of replacing it.
+  if (::link(part.c_str(), path.c_str()) != 0) {
+    if (errno == EEXIST) {
+      return absl::AlreadyExistsError(absl::StrCat("backup: ", path, " already exists"));
+    }
+    return absl::InternalError(
+        absl::StrCat("backup: cannot move ", part, " to ", path, ": ", strerror(errno)));
+  }
+  ::unlink(part.c_str());
+  keep = true;
+  std::string folder = path.substr(0, path.find_last_of('/') + 1);
+  if (folder.empty()) folder = ".";
+  int dir = ::open(folder.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (dir >= 0) {
+    ::fsync(dir);
+    ::close(dir);
+  }
+  return static_cast<int64_t>(st.st_size);
+}
 
 absl::Status Database::Error(int rc, absl::string_view what) const {
   return absl::Status(CodeFor(rc), absl::StrCat("sqlite: ", sqlite3_errmsg(db_.get()), " (",

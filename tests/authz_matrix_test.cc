@@ -125,6 +125,9 @@ const Row kExpected[] = {
     {"/fieldsync.v1.AdminService/ListTokens",        {O, D, D, D, D, D}},
     {"/fieldsync.v1.AdminService/RevokeToken",       {O, D, D, D, D, D}},
     {"/fieldsync.v1.AdminService/WhoAmI",            {O, O, O, O, O, O}},
+    // A backup into a folder that does not exist: ADMIN passes authorization and gets
+    // FAILED_PRECONDITION (on either engine), writing nothing.
+    {"/fieldsync.v1.AdminService/Backup",            {P, D, D, D, D, D}},
     // SyncService: devices only; the scope is the token's partner, so Handshake and Pull have
     // no "other partner" form (they must still never carry partner B's documents).
     {"/fieldsync.v1.SyncService/Handshake",          {D, D, D, O, O, P}},
@@ -603,6 +606,11 @@ class AuthzMatrixTest : public ::testing::Test {
       return r;
     };
     b[a + "WhoAmI"] = [](const Objects&) { return std::make_unique<v1::WhoAmIRequest>(); };
+    b[a + "Backup"] = [](const Objects&) {
+      auto r = std::make_unique<v1::BackupRequest>();
+      r->set_path("/nonexistent-fieldsync-authz-folder/backup.db");
+      return r;
+    };
     b[s + "Handshake"] = [](const Objects&) {
       auto r = std::make_unique<v1::HandshakeRequest>();
       r->set_protocol_version(v1::PROTOCOL_VERSION_1);

@@ -491,9 +491,11 @@ TEST_F(ClientSyncTest, ARefusedChangeIsReportedKeptAndNotRetried) {
   }
   for (int i = 0; i < 2; ++i) {
     EXPECT_THAT(a->Sync(), StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("device_seq=2")));
-    EXPECT_EQ(Pending(*a), 2);  // all or nothing: the good change waits with the bad one
+    // The server refuses the batch whole; the client then pushes the good change before the
+    // bad one alone, and only the bad one (and whatever follows it) waits.
+    EXPECT_EQ(Pending(*a), 1);
   }
-  EXPECT_EQ(ServerRecordCount(), 0);
+  EXPECT_EQ(ServerRecordCount(), 1);
 }
 
 TEST_F(ClientSyncTest, SyncSurvivesAServerRestart) {

@@ -162,6 +162,11 @@ def main():
             except grpc.RpcError as e:
                 assert e.code() == grpc.StatusCode.NOT_FOUND, e
 
+            backup_path = os.path.join(work, "backup.db")
+            backup = call(admin, "Backup", admin_pb2.BackupRequest(path=backup_path))
+            assert backup.path == backup_path and backup.bytes == os.path.getsize(backup_path), backup
+            assert backup.head_seq > 0 and len(backup.head_hash) == 64 and backup.epoch, backup
+
             declared = {m.name for svc in (tracker_pb2.DESCRIPTOR.services_by_name["TrackerService"],
                                            admin_pb2.DESCRIPTOR.services_by_name["AdminService"])
                         for m in svc.methods}

@@ -122,6 +122,12 @@ struct SyncProgress {
   int64_t retries = 0;
   // The local copy's checksum differed from the server's and was repaired by a full re-pull.
   bool repaired = false;
+  // The server had been restored from a backup (its epoch changed, or it acknowledged fewer of
+  // this device's changes than before): this device queued its own edits of `resent_documents`
+  // documents again, renumbered its pending changes after them, and pulled from the start
+  // (docs/SYNC.md, "Restores").
+  bool rebased = false;
+  int64_t resent_documents = 0;
 };
 
 // Called on the thread running Sync() after each step; must not call Sync() or destroy the
@@ -203,7 +209,8 @@ class Client {
   // mismatch triggers one full re-pull: progress.repaired). Transient failures are retried per
   // ClientOptions::retry, resuming where they stopped. Returns the final progress (phase kDone).
   // A change the server refuses (INVALID_ARGUMENT) stops the sync with an error naming its
-  // device_seq and document; it stays in the outbox. Every state between steps is consistent:
+  // device_seq and document; it stays in the outbox and the changes after it wait behind it
+  // (those before it in its batch are pushed). Every state between steps is consistent:
   // a Sync() stopped at any point (error, Cancel(), process death) loses nothing.
   absl::StatusOr<SyncProgress> Sync(const ProgressCallback& progress = nullptr);
   // Makes the Sync() running on another thread stop soon with CANCELLED. No effect when no

@@ -103,6 +103,9 @@ typedef struct fs_sync_progress {
   int64_t retries;
   /* 1 if the local copy was found to differ from the server and was repaired. */
   int repaired;
+  /* Documents this device had written and sent again because the server was restored from a
+   * backup and had lost changes it acknowledged (0 otherwise; docs/SYNC.md, "Restores"). */
+  int64_t resent_documents;
 } fs_sync_progress;
 
 /* Called on the thread running fs_sync() after each step, and once with FS_SYNC_DONE on

@@ -18,6 +18,7 @@
 #define FIELDSYNC_SYNC_SQLITE_H_
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include "absl/strings/string_view.h"
@@ -107,6 +108,18 @@ class Database {
 
   // Rows changed by the last INSERT/UPDATE/DELETE.
   int64_t Changes() const;
+
+  // Copies the whole database into the new file `path` with SQLite's online backup API, from
+  // one read transaction: a consistent snapshot of the last commit, while writers on other
+  // connections go on (WAL). Written to `path` + ".part" (mode 0600), fsynced, renamed to
+  // `path`, and the folder fsynced, so `path` either does not exist or is complete. Returns
+  // the size in bytes. ALREADY_EXISTS if `path` (or the .part file) exists; FAILED_PRECONDITION
+  // if it cannot be created; the rest as for any SQLite error (RESOURCE_EXHAUSTED on a full
+  // disk). Nothing is left behind on failure. Call it on a connection with no open
+  // transaction (it opens its own); `before_copy`, if given, runs inside that read transaction
+  // before the copy, so it reads exactly the state the copy holds (the head of a change log).
+  absl::StatusOr<int64_t> BackupTo(const std::string& path,
+                                   const std::function<absl::Status()>& before_copy = nullptr);
 
   // Maps the connection's last error `rc` to an absl::Status with `what` as context.
   absl::Status Error(int rc, absl::string_view what) const;
