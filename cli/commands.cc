@@ -56,6 +56,7 @@ const std::vector<GroupSpec>& Groups() {
       {"conflicts", "Concurrent edits of one field, kept for HQ to review."},
       {"devices", "Field devices of partners (admin only)."},
       {"tokens", "Bearer tokens of users and devices (admin only)."},
+      {"admin", "Server administration: online backups (admin only)."},
       {"device", "This field device, offline: enrollment, sync state, records."},
       {"device records", "Field records on this device; 'fieldsync sync' exchanges them."},
       {"report", "Verifiable exports for auditors: CSV, XLSX, JSON Lines, IATI."},
@@ -310,6 +311,25 @@ const std::vector<CommandSpec>& Commands() {
        {},
        RunTokensRevoke},
       {"whoami", {}, "Show whose token is in use, and its role.", {}, RunWhoAmI},
+      {"admin backup",
+       {"PATH"},
+       "Write an online backup of the server's database to PATH on the server's host.",
+       {},
+       RunAdminBackup,
+       "PATH is absolute, on the machine fieldsyncd runs on; its folder must exist and the\n"
+       "file must not. The copy is one consistent snapshot taken while the server keeps\n"
+       "serving. Prints the file's size, the last change-log entry in it (compare with\n"
+       "'fieldsync audit verify' after a restore) and the database epoch. Restore with\n"
+       "'fieldsyncd --db PATH --restore-from BACKUP' (server stopped). PostgreSQL: pg_dump."},
+      {"health",
+       {},
+       "Ask fieldsyncd whether it is serving (grpc.health.v1); needs no token.",
+       {{"service", "NAME", "one service, e.g. fieldsync.v1.SyncService (default: the server)"}},
+       RunHealth,
+       "Prints SERVING and exits 0, or prints NOT_SERVING (the server is draining before a\n"
+       "stop) and exits 3; exit 3 too when the server cannot be reached, 5 for an unknown\n"
+       "--service. For probes of load balancers, containers and monitoring: --timeout bounds\n"
+       "the call, --ca-file/--tls as for every command."},
 
       // A field device.
       {"device enroll",

@@ -34,6 +34,10 @@ absl::Status RunTokensList(Invocation& inv);
 absl::Status RunTokensCreate(Invocation& inv);
 absl::Status RunTokensRevoke(Invocation& inv);
 absl::Status RunWhoAmI(Invocation& inv);
+absl::Status RunAdminBackup(Invocation& inv);
+
+// health_command.cc: grpc.health.v1.Health/Check, with no token.
+absl::Status RunHealth(Invocation& inv);
 
 // tracker_commands.cc: TrackerService projects, sites and records.
 absl::Status RunProjectsList(Invocation& inv);

@@ -124,6 +124,19 @@ absl::Status Invocation::Invoke(absl::string_view what,
   return FromGrpc(what, status);
 }
 
+absl::Status Invocation::CallWithoutToken(
+    absl::string_view what,
+    const std::function<grpc::Status(const std::shared_ptr<grpc::Channel>&,
+                                     grpc::ClientContext*)>& rpc) {
+  FS_RETURN_IF_ERROR(Connect());
+  grpc::ClientContext context;
+  context.set_deadline(std::chrono::system_clock::now() +
+                       absl::ToChronoMilliseconds(options_.timeout));
+  grpc::Status status = rpc(channel_, &context);
+  if (status.ok()) return absl::OkStatus();
+  return FromGrpc(what, status);
+}
+
 absl::Status Invocation::FromGrpc(absl::string_view what, const grpc::Status& status) {
   // grpc::StatusCode and absl::StatusCode share their numbering.
   const auto code = static_cast<absl::StatusCode>(status.error_code());

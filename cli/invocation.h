@@ -167,6 +167,13 @@ class Invocation {
     return ReadStreamOf(what, report_.get(), method, request, deadline, canceller, on_message);
   }
 
+  // Runs `rpc` over the connection with the deadline but no token, for services that need
+  // none (grpc.health.v1.Health). Errors as for Call(), except that no token is required.
+  absl::Status CallWithoutToken(
+      absl::string_view what,
+      const std::function<grpc::Status(const std::shared_ptr<grpc::Channel>&,
+                                       grpc::ClientContext*)>& rpc);
+
   // Prints one result: JSON with --json, else the "key: value" details.
   void Print(const google::protobuf::Message& message);
 

@@ -111,6 +111,18 @@ absl::Status CheckTlsFiles(const ServerOptions& options, const std::string& cert
 
 }  // namespace
 
+absl::Status CheckTlsConfig(const ServerOptions& options) {
+  if (options.tls_cert_path.empty() != options.tls_key_path.empty()) {
+    return absl::InvalidArgumentError("--tls-cert and --tls-key must be given together");
+  }
+  if (options.tls_cert_path.empty()) return absl::OkStatus();
+  auto cert = ReadFile(options.tls_cert_path, "--tls-cert");
+  if (!cert.ok()) return cert.status();
+  auto key = ReadFile(options.tls_key_path, "--tls-key");
+  if (!key.ok()) return key.status();
+  return CheckTlsFiles(options, *cert, *key);
+}
+
 FieldsyncServer::~FieldsyncServer() {
   if (server_) {
     server_->Shutdown(std::chrono::system_clock::now());
@@ -167,5 +179,9 @@ void FieldsyncServer::Shutdown(absl::Duration grace) {
 }
 
 void FieldsyncServer::Wait() { server_->Wait(); }
+
+void FieldsyncServer::SetServing(bool serving) {
+  server_->GetHealthCheckService()->SetServingStatus(serving);
+}
 
 }  // namespace fieldsync::server

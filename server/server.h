@@ -42,6 +42,11 @@ struct ServerOptions {
   std::string server_version = "0.1.0";
 };
 
+// Checks ServerOptions' TLS files as Start() does, without listening: both or neither given,
+// readable, a PEM certificate and its unencrypted private key, not expired.
+// FAILED_PRECONDITION or INVALID_ARGUMENT naming the flag otherwise.
+absl::Status CheckTlsConfig(const ServerOptions& options);
+
 class FieldsyncServer {
  public:
   // Builds the services and starts listening. FAILED_PRECONDITION if the address cannot be
@@ -57,6 +62,10 @@ class FieldsyncServer {
   void Shutdown(absl::Duration grace);
   // Blocks until the server has shut down.
   void Wait();
+  // What grpc.health.v1.Health/Check answers (for the whole server and every service):
+  // SERVING from Start(), NOT_SERVING after SetServing(false) (draining before a stop) and
+  // for good once Shutdown() begins.
+  void SetServing(bool serving);
 
  private:
   struct Services;
