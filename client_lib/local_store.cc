@@ -629,7 +629,10 @@ absl::StatusOr<RebaseOutcome> LocalStore::Rebase(absl::string_view device_id,
   };
   std::vector<Resend> resend;
   const std::string base_text = base.Encode();
-  for (const auto& [collection, id] : ids) {
+  for (const auto& key : ids) {
+    // Named copies, not structured bindings: lambdas below capture them (C++17).
+    const std::string& collection = key.first;
+    const std::string& id = key.second;
     FS_ASSIGN_OR_RETURN(LocalDocument loaded, LoadDocument(collection, id));
     sync::Document doc = std::move(loaded.server);
     if (auto it = folded.find({collection, id}); it != folded.end()) {
