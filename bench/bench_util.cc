@@ -9,6 +9,7 @@
 #include <chrono>
 #include <cmath>
 #include <cstdlib>
+#include <filesystem>
 #include <fstream>
 #include <sstream>
 #include <thread>
@@ -84,6 +85,11 @@ Fieldsyncd::~Fieldsyncd() {
 
 absl::Status Fieldsyncd::Start(const std::string& dir, const std::vector<std::string>& extra_args,
                                const std::string& db) {
+  std::error_code mkdir_error;
+  std::filesystem::create_directories(dir, mkdir_error);
+  if (mkdir_error) {
+    return absl::InternalError(absl::StrCat(dir, ": ", mkdir_error.message()));
+  }
   db_path_ = db.empty() ? dir + "/fieldsync.db" : db;
   std::string out = dir + "/admin.token", log = dir + "/fieldsyncd.log";
   int code = WaitExit(Spawn({FieldsyncdPath(), "--db", db_path_, "--create-admin-token"}, out, log));

@@ -95,6 +95,8 @@ struct Device {
 struct Totals {
   std::mutex mu;
   std::vector<double> latencies_ms;
+  // Per call of the round: Handshake, Push (rounds with a batch), Pull.
+  std::vector<double> call_ms[3];
   std::map<std::string, int64_t> errors;
   int64_t rounds = 0;
   int64_t records = 0;
@@ -107,9 +109,17 @@ void Prepare(grpc::ClientContext& ctx, const std::string& token) {
   ctx.set_compression_algorithm(GRPC_COMPRESS_GZIP);
 }
 
-// One sync round; the failing RPC's name and status code on error ("" when fine).
+// One sync round; the failing RPC's name and status code on error ("" when fine). `call_ms`,
+// when given, gets each call's milliseconds (Handshake, Push, Pull; -1 for a Push not made).
 std::string SyncRound(Device& d, v1::SyncService::Stub& stub, int batch, int64_t record_no,
-                      int64_t* pulled) {
+                      int64_t* pulled, double* call_ms = nullptr) {
+  auto since = [](Clock::time_point t) {
+    return std::chrono::duration<double, std::milli>(Clock::now() - t).count();
+  };
+  auto t = Clock::now();
+  double ignored[3];
+  if (call_ms == nullptr) call_ms = ignored;
+  call_ms[1] = -1;
   {
     v1::HandshakeRequest req;
     req.set_protocol_version(v1::PROTOCOL_VERSION_1);
@@ -123,6 +133,7 @@ std::string SyncRound(Device& d, v1::SyncService::Stub& stub, int batch, int64_t
     if (auto h = sync::Hlc::Decode(resp.server_hlc()); h.ok()) d.clock.Observe(*h);
     // After a lost Push response the server is ahead: continue from its count.
     d.device_seq = std::max(d.device_seq, resp.acked_device_seq());
+    call_ms[0] = since(t);
   }
   if (batch > 0) {
     v1::PushRequest req;
@@ -143,7 +154,9 @@ std::string SyncRound(Device& d, v1::SyncService::Stub& stub, int batch, int64_t
     v1::PushResponse resp;
     grpc::ClientContext ctx;
     Prepare(ctx, d.token);
+    t = Clock::now();
     grpc::Status s = stub.Push(&ctx, req, &resp);
+    call_ms[1] = since(t);
     if (!s.ok()) return absl::StrCat("Push ", s.error_code(), " ", s.error_message());
     if (resp.acked_device_seq() != d.device_seq + batch) {
       return absl::StrCat("Push acked ", resp.acked_device_seq(), ", expected ",
@@ -157,6 +170,7 @@ std::string SyncRound(Device& d, v1::SyncService::Stub& stub, int batch, int64_t
   req.set_page_size(500);
   grpc::ClientContext ctx;
   Prepare(ctx, d.token);
+  t = Clock::now();
   auto reader = stub.Pull(&ctx, req);
   v1::PullPage page;
   bool last = false;
@@ -166,6 +180,7 @@ std::string SyncRound(Device& d, v1::SyncService::Stub& stub, int batch, int64_t
     if (page.last()) last = true;
   }
   grpc::Status s = reader->Finish();
+  call_ms[2] = since(t);
   if (!s.ok()) return absl::StrCat("Pull ", s.error_code(), " ", s.error_message());
   if (!last) return "Pull ended before its last page";
   return "";
@@ -268,19 +283,26 @@ int Run(const Flags& flags) {
         Device& d = *devices[i];
         auto stub = v1::SyncService::NewStub(d.channel);
         std::mt19937_64 rng(i * 7919 + 1);
-        std::vector<double> mine;
+        std::vector<double> mine, mine_calls[3];
         std::map<std::string, int64_t> errors;
         int64_t rounds = 0, records = 0, pulled = 0;
         int64_t record_no = static_cast<int64_t>(i) * 1000000;
+        // Pauses end early when the window closes, so the window's rates are not diluted by
+        // devices sleeping past its end.
+        auto pause = [&](int ms) {
+          auto until = Clock::now() + std::chrono::milliseconds(ms);
+          while (!stop.load() && Clock::now() < until) {
+            std::this_thread::sleep_for(std::min<Clock::duration>(
+                until - Clock::now(), std::chrono::milliseconds(50)));
+          }
+        };
         // Devices start spread over one think time, as a network does.
-        if (flags.think_ms > 0) {
-          std::this_thread::sleep_for(std::chrono::milliseconds(
-              std::uniform_int_distribution<int>(0, flags.think_ms)(rng)));
-        }
+        if (flags.think_ms > 0) pause(std::uniform_int_distribution<int>(0, flags.think_ms)(rng));
         while (!stop.load()) {
           int batch = std::uniform_int_distribution<int>(1, flags.max_batch)(rng);
           auto start = Clock::now();
-          std::string error = SyncRound(d, *stub, batch, record_no, &pulled);
+          double call_ms[3];
+          std::string error = SyncRound(d, *stub, batch, record_no, &pulled, call_ms);
           double ms = std::chrono::duration<double, std::milli>(Clock::now() - start).count();
           if (!error.empty()) {
             ++errors[error.substr(0, 60)];
@@ -292,13 +314,19 @@ int Run(const Flags& flags) {
           ++rounds;
           records += batch;
           mine.push_back(ms);
+          for (int c = 0; c < 3; ++c) {
+            if (call_ms[c] >= 0) mine_calls[c].push_back(call_ms[c]);
+          }
           if (flags.think_ms > 0) {
-            std::this_thread::sleep_for(std::chrono::milliseconds(
-                std::uniform_int_distribution<int>(0, 2 * flags.think_ms)(rng)));
+            pause(std::uniform_int_distribution<int>(0, 2 * flags.think_ms)(rng));
           }
         }
         std::lock_guard<std::mutex> lock(totals.mu);
         totals.latencies_ms.insert(totals.latencies_ms.end(), mine.begin(), mine.end());
+        for (int c = 0; c < 3; ++c) {
+          totals.call_ms[c].insert(totals.call_ms[c].end(), mine_calls[c].begin(),
+                                   mine_calls[c].end());
+        }
         for (auto& [k, v] : errors) totals.errors[k] += v;
         totals.rounds += rounds;
         totals.records += records;
@@ -326,6 +354,11 @@ int Run(const Flags& flags) {
                 Thousands(totals.pulled).c_str());
     std::printf("  round latency: p50 %.1f ms, p95 %.1f ms, p99 %.1f ms, max %.1f ms\n", p50, p95,
                 p99, max);
+    std::printf("  per call p50 / p99: Handshake %.1f / %.1f ms, Push %.1f / %.1f ms, "
+                "Pull %.1f / %.1f ms\n",
+                Percentile(totals.call_ms[0], 50), Percentile(totals.call_ms[0], 99),
+                Percentile(totals.call_ms[1], 50), Percentile(totals.call_ms[1], 99),
+                Percentile(totals.call_ms[2], 50), Percentile(totals.call_ms[2], 99));
     std::printf("  errors: %lld\n", static_cast<long long>(errors));
     for (auto& [k, v] : totals.errors) {
       std::printf("    %6lld  %s\n", static_cast<long long>(v), k.c_str());
