@@ -73,6 +73,7 @@ absl::StatusOr<M> ReadDoc(const Statement& st, int col) {
 // A document's payload as stored: the message without its output-only audit block.
 template <typename M>
 std::string StoredPayload(const M& doc) {
+  if (!doc.has_audit()) return Serialize(doc);  // the write path's documents: no copy needed
   M copy = doc;
   copy.clear_audit();
   return Serialize(copy);
@@ -154,21 +155,34 @@ struct ChangeOrigin {
   std::string hlc;
 };
 
-absl::StatusOr<int64_t> AppendChange(Database& db, absl::string_view collection,
-                                     absl::string_view doc_id, absl::string_view op,
-                                     const Actor& actor, const std::string& payload,
-                                     int64_t now, const ChangeOrigin& origin = {}) {
+// The last entry of the change log: the next entry's seq is seq + 1 and its prev_hash is hash.
+struct ChainHead {
+  int64_t seq = 0;
+  std::string hash = kGenesisHash;
+};
+
+absl::StatusOr<ChainHead> ReadChainHead(Database& db) {
   FS_ASSIGN_OR_RETURN(Statement * last,
                       db.Prepare("SELECT seq, hash FROM change_log ORDER BY seq DESC LIMIT 1"));
   FS_ASSIGN_OR_RETURN(bool has_last, last->Step());
-  ChangeLogEntry e;
-  std::string prev_hash = kGenesisHash;
-  e.seq = 1;
+  ChainHead head;
   if (has_last) {
-    e.seq = last->ColumnInt(0) + 1;
-    prev_hash = last->ColumnText(1);
+    head.seq = last->ColumnInt(0);
+    head.hash = last->ColumnText(1);
   }
   last->Reset();
+  return head;
+}
+
+// `head` is the log's last entry as read in this transaction (ReadChainHead).
+absl::StatusOr<int64_t> AppendChange(Database& db, const ChainHead& head,
+                                     absl::string_view collection, absl::string_view doc_id,
+                                     absl::string_view op, const Actor& actor,
+                                     const std::string& payload, int64_t now,
+                                     const ChangeOrigin& origin = {}) {
+  ChangeLogEntry e;
+  const std::string& prev_hash = head.hash;
+  e.seq = head.seq + 1;
   e.collection = std::string(collection);
   e.doc_id = std::string(doc_id);
   e.op = std::string(op);
@@ -207,6 +221,14 @@ absl::StatusOr<int64_t> AppendChange(Database& db, absl::string_view collection,
   }
   FS_RETURN_IF_ERROR(s);
   return e.seq;
+}
+
+absl::StatusOr<int64_t> AppendChange(Database& db, absl::string_view collection,
+                                     absl::string_view doc_id, absl::string_view op,
+                                     const Actor& actor, const std::string& payload,
+                                     int64_t now, const ChangeOrigin& origin = {}) {
+  FS_ASSIGN_OR_RETURN(ChainHead head, ReadChainHead(db));
+  return AppendChange(db, head, collection, doc_id, op, actor, payload, now, origin);
 }
 
 // Maps a primary-key clash on insert to a message naming the id field.
@@ -354,14 +376,20 @@ absl::Status WriteProjection(Database& db, const v1::Record& r) {
                                     "classroom_donation, expenditure is required");
 }
 
-absl::Status DeleteProjection(Database& db, absl::string_view id) {
-  for (const char* sql : {"DELETE FROM water_quality_tests WHERE record_id = ?",
-                          "DELETE FROM well_records WHERE record_id = ?",
-                          "DELETE FROM cataract_follow_ups WHERE record_id = ?",
-                          "DELETE FROM cataract_surgeries WHERE record_id = ?",
-                          "DELETE FROM donation_items WHERE record_id = ?",
-                          "DELETE FROM classroom_donations WHERE record_id = ?",
-                          "DELETE FROM expenditures WHERE record_id = ?"}) {
+// Deletes a record's typed rows: those of its body `kind` (a record's kind never changes), or
+// of every kind for BODY_NOT_SET.
+absl::Status DeleteProjection(Database& db, absl::string_view id,
+                              v1::Record::BodyCase kind = v1::Record::BODY_NOT_SET) {
+  const std::pair<v1::Record::BodyCase, const char*> tables[] = {
+      {v1::Record::kWell, "DELETE FROM water_quality_tests WHERE record_id = ?"},
+      {v1::Record::kWell, "DELETE FROM well_records WHERE record_id = ?"},
+      {v1::Record::kCataractSurgery, "DELETE FROM cataract_follow_ups WHERE record_id = ?"},
+      {v1::Record::kCataractSurgery, "DELETE FROM cataract_surgeries WHERE record_id = ?"},
+      {v1::Record::kClassroomDonation, "DELETE FROM donation_items WHERE record_id = ?"},
+      {v1::Record::kClassroomDonation, "DELETE FROM classroom_donations WHERE record_id = ?"},
+      {v1::Record::kExpenditure, "DELETE FROM expenditures WHERE record_id = ?"}};
+  for (const auto& [table_kind, sql] : tables) {
+    if (kind != v1::Record::BODY_NOT_SET && table_kind != kind) continue;
     FS_ASSIGN_OR_RETURN(Statement * st, db.Prepare(sql));
     st->Bind(1, id);
     FS_RETURN_IF_ERROR(st->Run());
@@ -1515,7 +1543,7 @@ absl::Status WriteRecordRow(Database& db, const v1::Record& r, const ProjectRef&
   st->BindBlob(8, StoredPayload(r));
   BindAuditColumns<v1::Record>(*st, 9, seq, now, actor);
   FS_RETURN_IF_ERROR(st->Run());
-  if (existed) FS_RETURN_IF_ERROR(DeleteProjection(db, r.id()));
+  if (existed) FS_RETURN_IF_ERROR(DeleteProjection(db, r.id(), r.body_case()));
   return WriteProjection(db, r);
 }
 
@@ -1597,16 +1625,18 @@ absl::StatusOr<SqliteStore::Applied> SqliteStore::ApplyChange(Database& db,
     FS_ASSIGN_OR_RETURN(before, TypedOf(stored.doc));
   }
 
-  // The sequence number this change will get in the log.
-  FS_ASSIGN_OR_RETURN(Statement * next, db.Prepare("SELECT COALESCE(MAX(seq), 0) + 1 FROM change_log"));
-  FS_ASSIGN_OR_RETURN(bool has_next, next->Step());
-  int64_t seq = has_next ? next->ColumnInt(0) : 1;
-  next->Reset();
+  // The sequence number this change will get in the log (this write transaction is the only
+  // writer of the log until it commits).
+  FS_ASSIGN_OR_RETURN(const ChainHead head, ReadChainHead(db));
+  const int64_t seq = head.seq + 1;
 
   sync::Document doc = stored.doc;
   sync::MergeResult merged = sync::Merge(doc, change, seq);
   const bool live = !doc.deleted();
   FS_ASSIGN_OR_RETURN(std::unique_ptr<google::protobuf::Message> after, TypedOf(doc));
+  // The canonical payload (docs.payload and the scope checksum) is sync::CanonicalPayload(doc):
+  // the assembled message as it is now, before the server fills in ids and derived fields.
+  const std::string payload = merged.changed ? sync::SerializeDeterministic(*after) : "";
   const std::string& collection = change.collection;
   if (before) FS_RETURN_IF_ERROR(CheckImmutable(*before, *after, collection));
 
@@ -1654,11 +1684,12 @@ absl::StatusOr<SqliteStore::Applied> SqliteStore::ApplyChange(Database& db,
 
   int64_t now = NowMicros();
   const char* op = !stored.exists ? "create" : (!live ? "delete" : "update");
-  ChangeOrigin origin{writer.device_id, change.device_seq, change.hlc.Encode()};
-  FS_ASSIGN_OR_RETURN(int64_t logged, AppendChange(db, collection, change.doc_id, op, writer.actor,
-                                                   sync::SerializeDeterministic(ToProto(change)), now,
-                                                   origin));
-  if (logged != seq) return absl::InternalError("change_log sequence moved during a write");
+  // Every field the change applies takes the change's clock.
+  const std::string hlc = change.hlc.Encode();
+  ChangeOrigin origin{writer.device_id, change.device_seq, hlc};
+  FS_RETURN_IF_ERROR(AppendChange(db, head, collection, change.doc_id, op, writer.actor,
+                                  sync::SerializeDeterministic(ToProto(change)), now, origin)
+                         .status());
 
   Applied applied{seq, 0, merged.changed};
   for (const sync::FieldOutcome& f : merged.fields) {
@@ -1704,18 +1735,16 @@ absl::StatusOr<SqliteStore::Applied> SqliteStore::ApplyChange(Database& db,
     FS_ASSIGN_OR_RETURN(Statement * st, db.Prepare(sql));
     for (size_t i = 0; i < n; ++i) {
       const std::string& path = *paths[start + i];
-      const sync::FieldState& state = doc.fields.at(path);
       const int b = static_cast<int>(i * 6);
       st->Bind(b + 1, collection);
       st->Bind(b + 2, change.doc_id);
       st->Bind(b + 3, path);
-      st->BindBlob(b + 4, state.value);
-      st->Bind(b + 5, state.hlc.Encode());
+      st->BindBlob(b + 4, doc.fields.at(path).value);
+      st->Bind(b + 5, hlc);
       st->Bind(b + 6, seq);
     }
     FS_RETURN_IF_ERROR(st->Run());
   }
-  FS_ASSIGN_OR_RETURN(std::string payload, sync::CanonicalPayload(doc));
   FS_ASSIGN_OR_RETURN(
       Statement * st,
       db.Prepare("INSERT INTO docs(collection, doc_id, partner_id, seq, deleted, payload) "
