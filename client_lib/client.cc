@@ -232,9 +232,12 @@ absl::Status ClientImpl::WriteOnce(absl::string_view collection, absl::string_vi
       f->set_base_hlc(seen->second.hlc.Encode());
     }
   }
+  // The view: the document as loaded with this change on top, as RefreshView would read it
+  // back (the change is the document's newest outbox entry).
+  FS_RETURN_IF_ERROR(MergeIntoLocal(doc, change));
   FS_RETURN_IF_ERROR(app_store->AppendChange(std::move(change)).status());
   FS_RETURN_IF_ERROR(app_store->RaiseLastHlc(hlc));
-  FS_RETURN_IF_ERROR(app_store->RefreshView(collection, id));
+  FS_RETURN_IF_ERROR(app_store->StoreView(doc));
   return tx.Commit();
 }
 

@@ -463,6 +463,142 @@ TEST_F(ClientTest, ViewMergesPendingEditsWithPulledOnesFieldByField) {
   EXPECT_EQ(*checksum, expected.Hex());
 }
 
+// Every docs row as stored, one line each.
+std::string DocsRows(const std::string& path) {
+  auto db = sqlite::Database::Open(path, {});
+  EXPECT_OK(db);
+  auto q = (*db)->Prepare(
+      "SELECT collection || ' ' || doc_id || ' ' || hex(payload) || ' ' || deleted || ' ' || "
+      "version || ' ' || pending || ' ' || project_id || ' ' || site_id || ' ' || partner_id || "
+      "' ' || kind || ' ' || record_date || ' ' || country || ' ' || status "
+      "FROM docs ORDER BY collection, doc_id");
+  EXPECT_OK(q);
+  std::string rows;
+  while (*(*q)->Step()) rows += (*q)->ColumnText(0) + "\n";
+  (*q)->Reset();
+  return rows;
+}
+
+// ApplyPage and local writes build views (and the running checksum) from what they hold in
+// memory; this is what reading everything back gives.
+void ExpectViewsAndChecksumAsIfReadBack(LocalStore& store, const std::string& path,
+                                        const std::string& step) {
+  SCOPED_TRACE(step);
+  const std::string rows = DocsRows(path);
+  std::vector<std::pair<std::string, std::string>> ids;
+  {
+    auto db = sqlite::Database::Open(path, {});
+    ASSERT_OK(db);
+    auto q = (*db)->Prepare("SELECT collection, doc_id FROM docs UNION "
+                            "SELECT collection, doc_id FROM server_fields");
+    ASSERT_OK(q);
+    while (*(*q)->Step()) ids.emplace_back((*q)->ColumnText(0), (*q)->ColumnText(1));
+    (*q)->Reset();
+  }
+  for (const auto& [collection, id] : ids) ASSERT_OK(store.RefreshView(collection, id));
+  EXPECT_EQ(DocsRows(path), rows);
+  // The running checksum kept in sync_state ("<hex>:<documents>:<pages since a full one>").
+  auto running = store.GetState("server_digest");
+  ASSERT_OK(running);
+  int64_t count = 0;
+  auto full = store.ServerChecksum(&count);
+  ASSERT_OK(full);
+  EXPECT_THAT(*running, ::testing::StartsWith(absl::StrCat(*full, ":", count, ":")));
+}
+
+TEST_F(ClientTest, ViewsAndRunningChecksumAreThoseOfTheStoredState) {
+  auto store = Store();
+  // A last page: the running checksum is computed in full once, then kept page by page.
+  v1::PullPage first;
+  first.set_cursor("c2");
+  first.set_last(true);
+  ASSERT_OK(store->ApplyPage(first));
+  ASSERT_OK(store->GetState("server_digest"));
+  ASSERT_NE(*store->GetState("server_digest"), "");
+
+  // Local writes: X created and edited (both pending), Y created then deleted.
+  auto x = client_->CreateRecord(Well(well_project_));
+  ASSERT_OK(x);
+  ExpectViewsAndChecksumAsIfReadBack(*store, path_, "create");
+  v1::Record x_edited = *x;
+  x_edited.mutable_well()->set_yield_lph(700);
+  ASSERT_OK(client_->UpdateRecord(x_edited));
+  ExpectViewsAndChecksumAsIfReadBack(*store, path_, "update");
+  auto y = client_->CreateRecord(Surgery(cataract_project_));
+  ASSERT_OK(y);
+  ASSERT_OK(client_->DeleteRecord(y->id()));
+  ExpectViewsAndChecksumAsIfReadBack(*store, path_, "delete");
+  const std::vector<v1::Change> outbox = Outbox();
+  ASSERT_THAT(outbox, SizeIs(4));
+
+  // A page with X as first created (the server has the create only: its view, with the pending
+  // edit, differs from its server state), and two records of another device.
+  v1::Record x_server = *x;
+  sync::ClearOutputOnly(&x_server);
+  v1::Record r1 = Well(well_project_, 50);
+  r1.set_id(NewUuidV7());
+  v1::Record r2 = Surgery(cataract_project_);
+  r2.set_id(NewUuidV7());
+  v1::PullPage page;
+  *page.add_documents() = Delta("record", x_server, 3, outbox[0].hlc());
+  *page.add_documents() = Delta("record", r1, 4, ServerHlc(5000, 0, "other-device"));
+  *page.add_documents() = Delta("record", r2, 5, ServerHlc(5001, 0, "other-device"));
+  page.set_cursor("c5");
+  ASSERT_OK(store->ApplyPage(page));
+  ExpectViewsAndChecksumAsIfReadBack(*store, path_, "page of new documents");
+  EXPECT_EQ(client_->GetRecord(x->id())->well().yield_lph(), 700);
+
+  // One field of r1 changes, r2 is deleted, r3 comes twice in one page (the later wins).
+  auto field = [](v1::DocumentDelta* d, const std::string& path, const std::string& value,
+                  const std::string& hlc) {
+    v1::DeltaField* f = d->add_fields();
+    f->set_path(path);
+    f->set_value(value);
+    f->set_hlc(hlc);
+  };
+  v1::PullPage edits;
+  v1::DocumentDelta* d1 = edits.add_documents();
+  d1->set_collection("record");
+  d1->set_doc_id(r1.id());
+  d1->set_version(6);
+  v1::Record only_yield;
+  only_yield.mutable_well()->set_yield_lph(75);
+  field(d1, "well.yield_lph", sync::Flatten(only_yield).at("well.yield_lph"),
+        ServerHlc(6000, 0, "other-device"));
+  v1::DocumentDelta* d2 = edits.add_documents();
+  d2->set_collection("record");
+  d2->set_doc_id(r2.id());
+  d2->set_version(7);
+  field(d2, sync::kDeletedPath, "\x01", ServerHlc(6001, 0, "other-device"));
+  v1::Record r3 = Well(well_project_, 10);
+  r3.set_id(NewUuidV7());
+  *edits.add_documents() = Delta("record", r3, 8, ServerHlc(6002, 0, "other-device"));
+  r3.mutable_well()->set_yield_lph(20);
+  *edits.add_documents() = Delta("record", r3, 9, ServerHlc(6003, 0, "other-device"));
+  edits.set_cursor("c9");
+  ASSERT_OK(store->ApplyPage(edits));
+  ExpectViewsAndChecksumAsIfReadBack(*store, path_, "page of edits");
+  EXPECT_EQ(client_->GetRecord(r1.id())->well().yield_lph(), 75);
+  EXPECT_THAT(client_->GetRecord(r2.id()), StatusIs(absl::StatusCode::kNotFound, ::testing::_));
+  EXPECT_EQ(client_->GetRecord(r3.id())->well().yield_lph(), 20);
+  EXPECT_EQ(client_->GetRecord(r3.id())->audit().version(), 9);
+
+  // r2 comes back; the last page drops the acknowledged create of X.
+  ASSERT_OK(store->SetStateInt(kAckedSeqKey, 1));
+  v1::PullPage last;
+  v1::DocumentDelta* back = last.add_documents();
+  back->set_collection("record");
+  back->set_doc_id(r2.id());
+  back->set_version(10);
+  field(back, sync::kDeletedPath, "", ServerHlc(7000, 0, "other-device"));
+  last.set_cursor("c10");
+  last.set_last(true);
+  ASSERT_OK(store->ApplyPage(last));
+  ExpectViewsAndChecksumAsIfReadBack(*store, path_, "last page");
+  EXPECT_EQ(client_->GetRecord(r2.id())->audit().version(), 10);
+  EXPECT_THAT(Outbox(), SizeIs(3));
+}
+
 TEST_F(ClientTest, ChecksumMismatchStartsOneRepairThatDropsStaleDocuments) {
   auto store = Store();
   // A record the server no longer has (say, its page was lost in an old bug).

@@ -206,32 +206,35 @@ std::string FormatDigest(const RunningDigest& d) {
   return absl::StrCat(absl::BytesToHexString(d.digest), ":", d.documents, ":", d.since_full);
 }
 
-// The canonical payload of a live document as server_fields hold it; nullopt for none (no rows,
-// deleted, or a collection the checksum does not cover), exactly as ServerChecksum counts.
-absl::StatusOr<std::optional<std::string>> ServerPayload(sqlite::Database& db,
-                                                         absl::string_view collection,
-                                                         absl::string_view id) {
-  if (sync::PrototypeFor(collection) == nullptr) return std::optional<std::string>();
-  FS_ASSIGN_OR_RETURN(Statement * q, db.Prepare("SELECT path, value FROM server_fields "
-                                                "WHERE collection=?1 AND doc_id=?2"));
-  q->Bind(1, collection);
-  q->Bind(2, id);
-  sync::Document doc;
-  doc.collection = std::string(collection);
-  doc.id = std::string(id);
-  for (;;) {
-    absl::StatusOr<bool> row = q->Step();
-    if (!row.ok()) {
-      q->Reset();
-      return row.status();
-    }
-    if (!*row) break;
-    doc.fields[q->ColumnText(0)].value = q->ColumnBlob(1);
+// The canonical payload of a live document as server_fields hold it (`doc`: its rows, as
+// LoadServerFields reads them); nullopt for none (no rows, deleted, or a collection the checksum
+// does not cover), exactly as ServerChecksum counts.
+absl::StatusOr<std::optional<std::string>> ServerPayload(const sync::Document& doc) {
+  if (sync::PrototypeFor(doc.collection) == nullptr || doc.fields.empty() || doc.deleted()) {
+    return std::optional<std::string>();
   }
-  q->Reset();
-  if (doc.fields.empty() || doc.deleted()) return std::optional<std::string>();
   FS_ASSIGN_OR_RETURN(std::string payload, sync::CanonicalPayload(doc));
   return std::optional<std::string>(std::move(payload));
+}
+
+// Rows of server_fields written by one INSERT in ApplyPage: a statement per row costs about as
+// much again as the row itself.
+constexpr size_t kRowsPerInsert = 32;
+
+// INSERT OR REPLACE of `rows` rows (1..kRowsPerInsert) into server_fields, 7 parameters a row:
+// collection, doc_id, path, value, hlc, seq, epoch.
+const std::string& InsertServerFieldsSql(int rows) {
+  static const std::vector<std::string>* const kSql = [] {
+    auto* sql = new std::vector<std::string>(kRowsPerInsert + 1);
+    for (size_t n = 1; n <= kRowsPerInsert; ++n) {
+      std::string& s = (*sql)[n];
+      s = "INSERT OR REPLACE INTO server_fields(collection, doc_id, path, value, hlc, seq, epoch) "
+          "VALUES(?, ?, ?, ?, ?, ?, ?)";
+      for (size_t i = 1; i < n; ++i) s += ", (?, ?, ?, ?, ?, ?, ?)";
+    }
+    return sql;
+  }();
+  return (*kSql)[rows];
 }
 
 // XORs one document in or out of `d` (`delta` +1 or -1 on the count).
@@ -402,9 +405,16 @@ absl::StatusOr<std::vector<v1::Change>> LocalStore::OutboxOf(absl::string_view c
   return ReadChanges(*q);
 }
 
-absl::StatusOr<LocalDocument> LocalStore::LoadDocument(absl::string_view collection,
-                                                       absl::string_view id) {
-  LocalDocument doc;
+absl::Status MergeIntoLocal(LocalDocument& doc, const v1::Change& change) {
+  FS_ASSIGN_OR_RETURN(sync::Change c, ToEngineChange(change, ""));
+  c.device_id = c.hlc.node;
+  sync::Merge(doc.local, c);
+  doc.pending = true;
+  return absl::OkStatus();
+}
+
+absl::Status LocalStore::LoadServerFields(absl::string_view collection, absl::string_view id,
+                                          LocalDocument& doc) {
   doc.server.collection = std::string(collection);
   doc.server.id = std::string(id);
   FS_ASSIGN_OR_RETURN(Statement * q, db_->Prepare("SELECT path, value, hlc, seq FROM server_fields "
@@ -431,23 +441,39 @@ absl::StatusOr<LocalDocument> LocalStore::LoadDocument(absl::string_view collect
     doc.server.fields[q->ColumnText(0)] = std::move(state);
   }
   q->Reset();
+  return absl::OkStatus();
+}
 
+absl::Status LocalStore::MergeOutbox(LocalDocument& doc) {
   doc.local = doc.server;
-  FS_ASSIGN_OR_RETURN(std::vector<v1::Change> pending, OutboxOf(collection, id));
-  doc.pending = !pending.empty();
-  for (const v1::Change& change : pending) {
-    FS_ASSIGN_OR_RETURN(sync::Change c, ToEngineChange(change, ""));
-    c.device_id = c.hlc.node;
-    sync::Merge(doc.local, c);
-  }
+  doc.pending = false;
+  FS_ASSIGN_OR_RETURN(std::vector<v1::Change> pending, OutboxOf(doc.server.collection,
+                                                                doc.server.id));
+  for (const v1::Change& change : pending) FS_RETURN_IF_ERROR(MergeIntoLocal(doc, change));
+  return absl::OkStatus();
+}
+
+absl::StatusOr<LocalDocument> LocalStore::LoadDocument(absl::string_view collection,
+                                                       absl::string_view id) {
+  LocalDocument doc;
+  FS_RETURN_IF_ERROR(LoadServerFields(collection, id, doc));
+  FS_RETURN_IF_ERROR(MergeOutbox(doc));
   return doc;
 }
 
 absl::Status LocalStore::RefreshView(absl::string_view collection, absl::string_view id) {
   FS_ASSIGN_OR_RETURN(LocalDocument doc, LoadDocument(collection, id));
+  return StoreView(doc);
+}
+
+absl::Status LocalStore::StoreView(const LocalDocument& doc, std::string* payload) {
+  const std::string& collection = doc.server.collection;
+  const std::string& id = doc.server.id;
+  std::string bytes;
   const google::protobuf::Message* prototype = sync::PrototypeFor(collection);
   if (doc.local.fields.empty() || prototype == nullptr) {
     // Nothing known about it (or a collection this library does not show): no view row.
+    if (payload != nullptr) payload->clear();
     FS_ASSIGN_OR_RETURN(Statement * del,
                         db_->Prepare("DELETE FROM docs WHERE collection=?1 AND doc_id=?2"));
     del->Bind(1, collection);
@@ -481,7 +507,9 @@ absl::Status LocalStore::RefreshView(absl::string_view collection, absl::string_
                    "VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)"));
   st->Bind(1, collection);
   st->Bind(2, id);
-  st->BindBlob(3, sync::SerializeDeterministic(*message));
+  if (payload == nullptr) payload = &bytes;
+  *payload = sync::SerializeDeterministic(*message);
+  st->BindBlob(3, *payload);
   st->Bind(4, doc.local.deleted() ? 1 : 0);
   st->Bind(5, doc.version);
   st->Bind(6, doc.pending ? 1 : 0);
@@ -759,50 +787,89 @@ absl::StatusOr<PageOutcome> LocalStore::ApplyPage(const v1::PullPage& page) {
   FS_ASSIGN_OR_RETURN(int64_t epoch, GetStateInt(kEpochKey));
   FS_ASSIGN_OR_RETURN(std::string digest_text, GetState(kServerDigestKey));
   RunningDigest running = ParseDigest(digest_text);
-  std::set<std::pair<std::string, std::string>> touched;
+  // The page's documents, each loaded once: their server rows before the page, then changed
+  // in memory as the page's rows are written, so that the views and the checksum need not read
+  // them back.
+  std::map<std::pair<std::string, std::string>, LocalDocument> touched;
   for (int d = 0; d < page.documents_size(); ++d) {
     const v1::DocumentDelta& delta = page.documents(d);
     if (!IsUuid(delta.doc_id()) || delta.collection().empty()) {
       return absl::DataLossError(
           absl::StrCat("pull page: documents[", d, "] has no valid collection and id"));
     }
-    touched.emplace(delta.collection(), delta.doc_id());
+    touched.try_emplace({delta.collection(), delta.doc_id()});
   }
-  if (running.valid) {
+  for (auto& [key, doc] : touched) {
+    FS_RETURN_IF_ERROR(LoadServerFields(key.first, key.second, doc));
     // The page's documents leave the running checksum as they were, and re-enter it below as
     // they are after the page.
-    for (const auto& [collection, id] : touched) {
-      FS_ASSIGN_OR_RETURN(std::optional<std::string> before, ServerPayload(*db_, collection, id));
-      if (before) ToggleDigest(running, collection, id, *before, -1);
+    if (running.valid) {
+      FS_ASSIGN_OR_RETURN(std::optional<std::string> before, ServerPayload(doc.server));
+      if (before) ToggleDigest(running, key.first, key.second, *before, -1);
     }
   }
+  // The page's fields in page order, kRowsPerInsert rows per statement (a later row for the
+  // same path replaces an earlier one, in one statement as across statements).
+  std::vector<std::pair<const v1::DocumentDelta*, const v1::DeltaField*>> rows;
+  auto insert_rows = [&]() -> absl::Status {
+    if (rows.empty()) return absl::OkStatus();
+    FS_ASSIGN_OR_RETURN(Statement * insert,
+                        db_->Prepare(InsertServerFieldsSql(static_cast<int>(rows.size()))));
+    int p = 0;
+    for (const auto& [delta, f] : rows) {
+      insert->Bind(++p, delta->collection());
+      insert->Bind(++p, delta->doc_id());
+      insert->Bind(++p, f->path());
+      insert->BindBlob(++p, f->value());
+      insert->Bind(++p, f->hlc());
+      insert->Bind(++p, delta->version());
+      insert->Bind(++p, epoch);
+    }
+    rows.clear();
+    return insert->Run();
+  };
   for (int d = 0; d < page.documents_size(); ++d) {
     const v1::DocumentDelta& delta = page.documents(d);
+    LocalDocument& doc = touched[{delta.collection(), delta.doc_id()}];
     for (const v1::DeltaField& f : delta.fields()) {
       FS_ASSIGN_OR_RETURN(
           sync::Hlc hlc,
           sync::Hlc::Decode(f.hlc(), absl::StrCat("pull page: documents[", d, "].fields.hlc")));
       if (outcome.max_hlc.IsZero() || outcome.max_hlc < hlc) outcome.max_hlc = hlc;
-      FS_ASSIGN_OR_RETURN(
-          Statement * st,
-          db_->Prepare("INSERT OR REPLACE INTO server_fields(collection, doc_id, path, value, "
-                       "hlc, seq, epoch) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7)"));
-      st->Bind(1, delta.collection());
-      st->Bind(2, delta.doc_id());
-      st->Bind(3, f.path());
-      st->BindBlob(4, f.value());
-      st->Bind(5, f.hlc());
-      st->Bind(6, delta.version());
-      st->Bind(7, epoch);
-      FS_RETURN_IF_ERROR(st->Run());
+      rows.emplace_back(&delta, &f);
+      if (rows.size() == kRowsPerInsert) FS_RETURN_IF_ERROR(insert_rows());
+      doc.server.fields[f.path()] = sync::FieldState{f.value(), hlc, delta.version()};
     }
     ++outcome.documents;
   }
-  for (const auto& [collection, id] : touched) FS_RETURN_IF_ERROR(RefreshView(collection, id));
-  if (running.valid) {
-    for (const auto& [collection, id] : touched) {
-      FS_ASSIGN_OR_RETURN(std::optional<std::string> after, ServerPayload(*db_, collection, id));
-      if (after) ToggleDigest(running, collection, id, *after, +1);
+  FS_RETURN_IF_ERROR(insert_rows());
+  // Anything in the outbox at all? A device that has pushed everything (or never wrote) need
+  // not look for each document's entries.
+  FS_ASSIGN_OR_RETURN(Statement * any_outbox, db_->Prepare("SELECT 1 FROM outbox LIMIT 1"));
+  FS_ASSIGN_OR_RETURN(const bool outbox_has_rows, any_outbox->Step());
+  any_outbox->Reset();
+  for (auto& [key, doc] : touched) {
+    // As LoadDocument would read it now.
+    doc.version = 0;
+    for (const auto& [path, state] : doc.server.fields) {
+      doc.version = std::max(doc.version, state.seq);
+    }
+    if (outbox_has_rows) {
+      FS_RETURN_IF_ERROR(MergeOutbox(doc));
+    } else {
+      doc.local = doc.server;
+    }
+    std::string view;
+    FS_RETURN_IF_ERROR(StoreView(doc, &view));
+    if (running.valid) {
+      std::optional<std::string> after;
+      if (!doc.pending && !doc.server.deleted() && !view.empty()) {
+        // The view of a document with no outbox entries is its canonical server payload.
+        after = std::move(view);
+      } else {
+        FS_ASSIGN_OR_RETURN(after, ServerPayload(doc.server));
+      }
+      if (after) ToggleDigest(running, key.first, key.second, *after, +1);
     }
   }
   FS_RETURN_IF_ERROR(SetState(kCursorKey, page.cursor()));

@@ -82,6 +82,10 @@ struct LocalDocument {
   bool exists() const { return !local.fields.empty() && !local.deleted(); }
 };
 
+// Merges one outbox change into doc.local (and marks the document pending), as LoadDocument
+// does for each of the document's outbox entries in device_seq order.
+absl::Status MergeIntoLocal(LocalDocument& doc, const v1::Change& change);
+
 // What a rebase did (LocalStore::Rebase).
 struct RebaseOutcome {
   // Documents with at least one field this device wrote, and the changes that re-send them.
@@ -138,6 +142,10 @@ class LocalStore {
   absl::StatusOr<LocalDocument> LoadDocument(absl::string_view collection, absl::string_view id);
   // Recomputes the docs row of one document from server_fields and the outbox.
   absl::Status RefreshView(absl::string_view collection, absl::string_view id);
+  // Writes the docs row of `doc` as given: a LoadDocument result, possibly with outbox changes
+  // merged since by MergeIntoLocal (the same as RefreshView would do, without reading it
+  // again). `payload`, if not null, receives the row's payload ("" when there is no row).
+  absl::Status StoreView(const LocalDocument& doc, std::string* payload = nullptr);
 
   // --- Outbox ---
   // Assigns the next device_seq (gapless, never reused), stores the change and returns it.
@@ -196,6 +204,12 @@ class LocalStore {
   absl::Status RefreshAllViews();
   absl::StatusOr<std::vector<v1::Change>> OutboxOf(absl::string_view collection,
                                                    absl::string_view id);
+  // The server half of LoadDocument: doc.server and doc.version from server_fields (doc.local
+  // and doc.pending untouched).
+  absl::Status LoadServerFields(absl::string_view collection, absl::string_view id,
+                                LocalDocument& doc);
+  // The local half: doc.local = doc.server with the document's outbox entries merged on top.
+  absl::Status MergeOutbox(LocalDocument& doc);
   // Loads a live document's message from the view (NOT_FOUND naming `what` otherwise).
   absl::Status LoadView(absl::string_view collection, absl::string_view id,
                         google::protobuf::Message* out, int64_t* version);

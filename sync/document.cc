@@ -1,7 +1,9 @@
 #include "fieldsync/sync/document.h"
 
+#include <map>
 #include <memory>
 #include <utility>
+#include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "fieldsync/base/status_macros.h"
@@ -36,14 +38,52 @@ std::string TakeField(Message& from, const FieldDescriptor* field) {
   return SerializeDeterministic(*only);
 }
 
-// Parses `value` as a message of `prototype`'s type that sets exactly `field` and nothing else.
-std::unique_ptr<Message> ParseOnly(const Message& prototype, const FieldDescriptor* field,
-                                   const std::string& value) {
-  std::unique_ptr<Message> parsed(prototype.New());
-  if (!parsed->ParseFromString(value)) return nullptr;
-  if (SetFields(*parsed) != std::vector<const FieldDescriptor*>{field}) return nullptr;
-  if (parsed->GetReflection()->GetUnknownFields(*parsed).field_count() != 0) return nullptr;
-  return parsed;
+// Parses field values into scratch messages, one per message type, reused from value to value
+// (ParseFromString clears first, so a reused message parses exactly as a new one): Assemble
+// parses every value of a document.
+class ValueParser {
+ public:
+  // Parses `value` as a message of `prototype`'s type that sets exactly `field` and nothing
+  // else; nullptr otherwise. Valid until the next Parse of that type.
+  const Message* Parse(const Message& prototype, const FieldDescriptor* field,
+                       const std::string& value) {
+    std::unique_ptr<Message>& parsed = scratch_[prototype.GetDescriptor()];
+    if (parsed == nullptr) parsed.reset(prototype.New());
+    if (!parsed->ParseFromString(value)) return nullptr;
+    set_.clear();
+    parsed->GetReflection()->ListFields(*parsed, &set_);
+    if (set_.size() != 1 || set_[0] != field) return nullptr;
+    if (parsed->GetReflection()->GetUnknownFields(*parsed).field_count() != 0) return nullptr;
+    return parsed.get();
+  }
+
+ private:
+  std::map<const Descriptor*, std::unique_ptr<Message>> scratch_;
+  std::vector<const FieldDescriptor*> set_;
+};
+
+// MergeFieldValue for a path already resolved against out's type.
+bool MergeResolved(const DocumentPath& resolved, const std::string& value, Message* out,
+                   ValueParser& parser) {
+  if (resolved.field == nullptr) return false;
+  if (value.empty()) return true;
+  const Reflection& reflection = *out->GetReflection();
+  if (resolved.member != nullptr) {
+    const Message* parsed =
+        parser.Parse(reflection.GetMessage(*out, resolved.member), resolved.field, value);
+    if (parsed == nullptr) return false;
+    reflection.MutableMessage(out, resolved.member)->MergeFrom(*parsed);
+    return true;
+  }
+  const Message* parsed = parser.Parse(*out, resolved.field, value);
+  if (parsed == nullptr) return false;
+  // A split member's own path only marks the oneof case: its fields travel in their own paths.
+  if (IsSplit(resolved.field) &&
+      parsed->GetReflection()->GetMessage(*parsed, resolved.field).ByteSizeLong() != 0) {
+    return false;
+  }
+  out->MergeFrom(*parsed);
+  return true;
 }
 
 }  // namespace
@@ -78,26 +118,8 @@ DocumentPath ResolvePath(const Descriptor& type, absl::string_view path) {
 }
 
 bool MergeFieldValue(absl::string_view path, const std::string& value, Message* out) {
-  DocumentPath resolved = ResolvePath(*out->GetDescriptor(), path);
-  if (resolved.field == nullptr) return false;
-  if (value.empty()) return true;
-  const Reflection& reflection = *out->GetReflection();
-  if (resolved.member != nullptr) {
-    std::unique_ptr<Message> parsed =
-        ParseOnly(reflection.GetMessage(*out, resolved.member), resolved.field, value);
-    if (parsed == nullptr) return false;
-    reflection.MutableMessage(out, resolved.member)->MergeFrom(*parsed);
-    return true;
-  }
-  std::unique_ptr<Message> parsed = ParseOnly(*out, resolved.field, value);
-  if (parsed == nullptr) return false;
-  // A split member's own path only marks the oneof case: its fields travel in their own paths.
-  if (IsSplit(resolved.field) &&
-      parsed->GetReflection()->GetMessage(*parsed, resolved.field).ByteSizeLong() != 0) {
-    return false;
-  }
-  out->MergeFrom(*parsed);
-  return true;
+  ValueParser parser;
+  return MergeResolved(ResolvePath(*out->GetDescriptor(), path), value, out, parser);
 }
 
 FieldValues Flatten(const Message& message) {
@@ -128,13 +150,15 @@ FieldValues Flatten(const Message& message) {
 
 absl::Status Assemble(const FieldValues& fields, Message* out) {
   out->Clear();
+  ValueParser parser;
   for (const auto& [path, value] : fields) {
     if (path == kDeletedPath) continue;
-    if (ResolvePath(*out->GetDescriptor(), path).field == nullptr) {
+    const DocumentPath resolved = ResolvePath(*out->GetDescriptor(), path);
+    if (resolved.field == nullptr) {
       return absl::InvalidArgumentError(
           absl::StrCat(path, ": not a field of ", out->GetDescriptor()->full_name()));
     }
-    if (!MergeFieldValue(path, value, out)) {
+    if (!MergeResolved(resolved, value, out, parser)) {
       return absl::InvalidArgumentError(
           absl::StrCat(path, ": value does not parse as exactly this field of ",
                        out->GetDescriptor()->full_name(), " (", value.size(), " bytes)"));
