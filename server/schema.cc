@@ -4,6 +4,7 @@
 #include "fieldsync/base/ids.h"
 #include "fieldsync/base/status_macros.h"
 #include "server/sqlite_reports.h"
+#include "server/sqlite_store.h"
 
 namespace fieldsync::server {
 
@@ -252,6 +253,48 @@ CREATE INDEX change_projects_by_project ON change_projects(project_id, seq);
 CREATE TABLE server_meta(
   key TEXT PRIMARY KEY,
   value TEXT NOT NULL);
+)sql",
+    // 4: GetStats' aggregates, kept by the one write path in the same transaction as the typed
+    // rows (sqlite_stats.cc, Read/ApplyRecordStats) and back-filled from them (BackfillStats). A
+    // "cell" is one project on one record date and holds every additive quantity of
+    // docs/INDICATORS.md over the live records in it; a cell with no record left is deleted.
+    // Spend per currency and schools per name are side tables, so that distinct schools stay
+    // exact. The scan over the typed tables (GetStatsByScan) remains the reference.
+    R"sql(
+CREATE TABLE stats_cells(
+  project_id TEXT NOT NULL,
+  record_date TEXT NOT NULL,
+  records INTEGER NOT NULL,
+  water_points INTEGER NOT NULL, functional INTEGER NOT NULL, partly_functional INTEGER NOT NULL,
+  not_functional INTEGER NOT NULL, people_served INTEGER NOT NULL,
+  quality_tests INTEGER NOT NULL, ecoli_failures INTEGER NOT NULL,
+  turbidity_failures INTEGER NOT NULL, arsenic_failures INTEGER NOT NULL,
+  fluoride_failures INTEGER NOT NULL, tests_failing_any INTEGER NOT NULL,
+  surgeries INTEGER NOT NULL, female INTEGER NOT NULL, with_iol INTEGER NOT NULL,
+  with_complications INTEGER NOT NULL, followed_up INTEGER NOT NULL,
+  day_1_examined INTEGER NOT NULL, day_1_good INTEGER NOT NULL,
+  day_1_borderline INTEGER NOT NULL, day_1_poor INTEGER NOT NULL,
+  weeks_1_3_examined INTEGER NOT NULL, weeks_1_3_good INTEGER NOT NULL,
+  weeks_1_3_borderline INTEGER NOT NULL, weeks_1_3_poor INTEGER NOT NULL,
+  weeks_4_12_examined INTEGER NOT NULL, weeks_4_12_good INTEGER NOT NULL,
+  weeks_4_12_borderline INTEGER NOT NULL, weeks_4_12_poor INTEGER NOT NULL,
+  donations INTEGER NOT NULL, item_rows INTEGER NOT NULL, items_dispatched INTEGER NOT NULL,
+  items_received INTEGER NOT NULL, students_reached INTEGER NOT NULL,
+  teachers_trained INTEGER NOT NULL,
+  PRIMARY KEY (project_id, record_date)) WITHOUT ROWID;
+CREATE TABLE stats_spend(
+  project_id TEXT NOT NULL,
+  record_date TEXT NOT NULL,
+  currency TEXT NOT NULL,
+  expenditures INTEGER NOT NULL,              -- expenditure records (the row goes at 0)
+  spent_minor INTEGER NOT NULL,
+  PRIMARY KEY (project_id, record_date, currency)) WITHOUT ROWID;
+CREATE TABLE stats_schools(
+  project_id TEXT NOT NULL,
+  record_date TEXT NOT NULL,
+  school_name TEXT NOT NULL,
+  donations INTEGER NOT NULL,                 -- donation records (the row goes at 0)
+  PRIMARY KEY (project_id, record_date, school_name)) WITHOUT ROWID;
 )sql",
 };
 
@@ -513,6 +556,42 @@ CREATE TABLE server_meta(
   key TEXT COLLATE "C" PRIMARY KEY,
   value TEXT COLLATE "C" NOT NULL);
 )sql",
+    R"sql(
+CREATE TABLE stats_cells(
+  project_id TEXT COLLATE "C" NOT NULL,
+  record_date TEXT COLLATE "C" NOT NULL,
+  records BIGINT NOT NULL,
+  water_points BIGINT NOT NULL, functional BIGINT NOT NULL, partly_functional BIGINT NOT NULL,
+  not_functional BIGINT NOT NULL, people_served BIGINT NOT NULL,
+  quality_tests BIGINT NOT NULL, ecoli_failures BIGINT NOT NULL,
+  turbidity_failures BIGINT NOT NULL, arsenic_failures BIGINT NOT NULL,
+  fluoride_failures BIGINT NOT NULL, tests_failing_any BIGINT NOT NULL,
+  surgeries BIGINT NOT NULL, female BIGINT NOT NULL, with_iol BIGINT NOT NULL,
+  with_complications BIGINT NOT NULL, followed_up BIGINT NOT NULL,
+  day_1_examined BIGINT NOT NULL, day_1_good BIGINT NOT NULL,
+  day_1_borderline BIGINT NOT NULL, day_1_poor BIGINT NOT NULL,
+  weeks_1_3_examined BIGINT NOT NULL, weeks_1_3_good BIGINT NOT NULL,
+  weeks_1_3_borderline BIGINT NOT NULL, weeks_1_3_poor BIGINT NOT NULL,
+  weeks_4_12_examined BIGINT NOT NULL, weeks_4_12_good BIGINT NOT NULL,
+  weeks_4_12_borderline BIGINT NOT NULL, weeks_4_12_poor BIGINT NOT NULL,
+  donations BIGINT NOT NULL, item_rows BIGINT NOT NULL, items_dispatched BIGINT NOT NULL,
+  items_received BIGINT NOT NULL, students_reached BIGINT NOT NULL,
+  teachers_trained BIGINT NOT NULL,
+  PRIMARY KEY (project_id, record_date));
+CREATE TABLE stats_spend(
+  project_id TEXT COLLATE "C" NOT NULL,
+  record_date TEXT COLLATE "C" NOT NULL,
+  currency TEXT COLLATE "C" NOT NULL,
+  expenditures BIGINT NOT NULL,              -- expenditure records (the row goes at 0)
+  spent_minor BIGINT NOT NULL,
+  PRIMARY KEY (project_id, record_date, currency));
+CREATE TABLE stats_schools(
+  project_id TEXT COLLATE "C" NOT NULL,
+  record_date TEXT COLLATE "C" NOT NULL,
+  school_name TEXT COLLATE "C" NOT NULL,
+  donations BIGINT NOT NULL,                 -- donation records (the row goes at 0)
+  PRIMARY KEY (project_id, record_date, school_name));
+)sql",
 };
 static_assert(std::size(kPostgresMigrations) == std::size(kMigrations),
               "every migration has its PostgreSQL form");
@@ -580,6 +659,7 @@ absl::Status Migrate(db::Connection& db) {
     FS_RETURN_IF_ERROR(db.Exec(migrations[v - 1]));
     if (v == 2) FS_RETURN_IF_ERROR(BackfillChangeFields(db));
     if (v == 3) FS_RETURN_IF_ERROR(SetMeta(db, "epoch", NewUuidV7()));
+    if (v == 4) FS_RETURN_IF_ERROR(BackfillStats(db));
     FS_ASSIGN_OR_RETURN(db::Statement * ins,
                         db.Prepare("INSERT INTO schema_migrations(version) VALUES(?)"));
     ins->Bind(1, v);

@@ -1524,6 +1524,12 @@ absl::Status WriteSiteRow(Database& db, const v1::Site& site, absl::string_view 
 // `existed`: the record had typed rows before this change (else there is nothing to delete).
 absl::Status WriteRecordRow(Database& db, const v1::Record& r, const ProjectRef& project,
                             int64_t seq, int64_t now, const Actor& actor, bool existed) {
+  // GetStats' aggregates: the record's contribution before (rows and record_date) and after.
+  const int stats_kinds = StatsKindsOf(r);
+  RecordStats stats_before;
+  if (existed) {
+    FS_ASSIGN_OR_RETURN(stats_before, ReadRecordStats(db, r.id(), stats_kinds));
+  }
   FS_ASSIGN_OR_RETURN(
       Statement * st,
       db.Prepare(absl::StrCat(
@@ -1544,10 +1550,14 @@ absl::Status WriteRecordRow(Database& db, const v1::Record& r, const ProjectRef&
   BindAuditColumns<v1::Record>(*st, 9, seq, now, actor);
   FS_RETURN_IF_ERROR(st->Run());
   if (existed) FS_RETURN_IF_ERROR(DeleteProjection(db, r.id(), r.body_case()));
-  return WriteProjection(db, r);
+  FS_RETURN_IF_ERROR(WriteProjection(db, r));
+  FS_ASSIGN_OR_RETURN(RecordStats stats_after, ReadRecordStats(db, r.id(), stats_kinds));
+  return ApplyRecordStats(db, stats_before, stats_after);
 }
 
 absl::Status DeleteRecordRow(Database& db, absl::string_view id) {
+  FS_ASSIGN_OR_RETURN(RecordStats stats_before, ReadRecordStats(db, id, kStatsAllKinds));
+  FS_RETURN_IF_ERROR(ApplyRecordStats(db, stats_before, RecordStats()));
   FS_RETURN_IF_ERROR(DeleteProjection(db, id));
   FS_ASSIGN_OR_RETURN(Statement * st, db.Prepare("DELETE FROM records WHERE id = ?"));
   st->Bind(1, id);

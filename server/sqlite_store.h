@@ -99,6 +99,10 @@ class SqliteStore : public Store {
 
   absl::StatusOr<v1::GetStatsResponse> GetStats(const v1::GetStatsRequest& filter,
                                                 const Scope& scope) override;
+  // The same answer computed by scanning the typed tables (every record, ~5 s at 1M records):
+  // the reference that GetStats' aggregates are checked against (tests/stats_aggregates_test.cc).
+  absl::StatusOr<v1::GetStatsResponse> GetStatsByScan(const v1::GetStatsRequest& filter,
+                                                      const Scope& scope);
 
   absl::StatusOr<v1::Record> DeleteRecord(absl::string_view id, int64_t expected_version,
                                           const Actor& actor) override;
@@ -232,6 +236,37 @@ class SqliteStore : public Store {
   absl::Mutex readers_mu_;
   std::vector<std::unique_ptr<db::Connection>> idle_readers_ ABSL_GUARDED_BY(readers_mu_);
 };
+
+// GetStats' aggregates (migration 4: stats_cells, stats_spend, stats_schools; sqlite_stats.cc).
+// The write path keeps them in the transaction that changes a record's typed rows: it reads the
+// record's contribution before the rows change and after, and applies the difference.
+//
+// Which typed tables a record's contribution reads: the kind of its body (a record's kind never
+// changes), or kStatsAllKinds when unknown.
+enum StatsKinds : int {
+  kStatsWell = 1,
+  kStatsCataract = 2,
+  kStatsClassroom = 4,
+  kStatsExpenditure = 8,
+  kStatsAllKinds = 15,
+};
+int StatsKindsOf(const v1::Record& r);
+// What one record adds to the aggregates, computed with the indicator SQL of GetStatsByScan
+// over that record's current typed rows.
+struct RecordStats {
+  bool exists = false;  // the record has a records row
+  std::string project_id;
+  std::string record_date;
+  std::vector<int64_t> cell;  // the stats_cells columns after the key ("records" first)
+  std::map<std::string, std::pair<int64_t, int64_t>> spend;  // currency: (expenditures, sum)
+  std::map<std::string, int64_t> schools;                    // school name: donations
+};
+absl::StatusOr<RecordStats> ReadRecordStats(db::Connection& db, absl::string_view id, int kinds);
+// Applies `after` - `before` (either may be empty: created, deleted); cells, currencies and
+// schools left at zero are deleted.
+absl::Status ApplyRecordStats(db::Connection& db, const RecordStats& before,
+                              const RecordStats& after);
+absl::Status BackfillStats(db::Connection& db);
 
 }  // namespace fieldsync::server
 
