@@ -635,10 +635,7 @@ absl::Status SqliteReportSnapshot::ScanAuditTrail(
   FS_ASSIGN_OR_RETURN(
       std::unique_ptr<Statement> st,
       PrepareScan(*db_,
-                  absl::StrCat("SELECT l.seq, l.collection, l.doc_id, l.op, l.actor_id, "
-                               "COALESCE(l.device_id, ''), COALESCE(l.device_seq, 0), "
-                               "COALESCE(l.hlc, ''), l.server_time, l.payload, l.prev_hash, "
-                               "l.hash, ", NameOf("l.actor_id"), ", "
+                  absl::StrCat("SELECT ", ChangeLogColumns("l"), ", ", NameOf("l.actor_id"), ", "
                                "COALESCE((SELECT name FROM devices WHERE id = l.device_id), ''), "
                                "COALESCE(cp.project_id, '') FROM change_log l "
                                "LEFT JOIN change_projects cp ON cp.seq = l.seq "
@@ -652,24 +649,12 @@ absl::Status SqliteReportSnapshot::ScanAuditTrail(
     FS_ASSIGN_OR_RETURN(bool row, st->Step());
     if (!row) break;
     ReportAuditEntry a;
-    ChangeLogEntry& e = a.entry;
-    e.seq = st->ColumnInt(0);
-    e.collection = st->ColumnText(1);
-    e.doc_id = st->ColumnText(2);
-    e.op = st->ColumnText(3);
-    e.actor_id = st->ColumnText(4);
-    e.device_id = st->ColumnText(5);
-    e.device_seq = st->ColumnInt(6);
-    e.hlc = st->ColumnText(7);
-    e.server_time = absl::FromUnixMicros(st->ColumnInt(8));
-    e.payload = st->ColumnBlob(9);
-    e.prev_hash = st->ColumnText(10);
-    e.hash = st->ColumnText(11);
+    a.entry = ReadChangeLogRow(*st);
     a.actor_name = st->ColumnText(12);
     a.device_name = st->ColumnText(13);
     a.project_id = st->ColumnText(14);
     fields->Reset();
-    fields->Bind(1, e.seq);
+    fields->Bind(1, a.entry.seq);
     while (true) {
       FS_ASSIGN_OR_RETURN(bool f, fields->Step());
       if (!f) break;
@@ -692,31 +677,14 @@ absl::StatusOr<ChangeLogEntry> SqliteStore::LastEntryOf(absl::string_view collec
   absl::StatusOr<ChangeLogEntry> out =
       absl::NotFoundError(absl::StrCat(collection, " ", doc_id, " not found"));
   FS_RETURN_IF_ERROR(Read([&](Database& db) -> absl::Status {
-    FS_ASSIGN_OR_RETURN(
-        Statement * st,
-        db.Prepare("SELECT seq, collection, doc_id, op, actor_id, COALESCE(device_id, ''), "
-                   "COALESCE(device_seq, 0), COALESCE(hlc, ''), server_time, payload, prev_hash, "
-                   "hash FROM change_log WHERE collection = ? AND doc_id = ? "
-                   "ORDER BY seq DESC LIMIT 1"));
+    FS_ASSIGN_OR_RETURN(Statement * st,
+                        db.Prepare(absl::StrCat("SELECT ", ChangeLogColumns(),
+                                                " FROM change_log WHERE collection = ? AND "
+                                                "doc_id = ? ORDER BY seq DESC LIMIT 1")));
     st->Bind(1, collection);
     st->Bind(2, doc_id);
     FS_ASSIGN_OR_RETURN(bool row, st->Step());
-    if (row) {
-      ChangeLogEntry e;
-      e.seq = st->ColumnInt(0);
-      e.collection = st->ColumnText(1);
-      e.doc_id = st->ColumnText(2);
-      e.op = st->ColumnText(3);
-      e.actor_id = st->ColumnText(4);
-      e.device_id = st->ColumnText(5);
-      e.device_seq = st->ColumnInt(6);
-      e.hlc = st->ColumnText(7);
-      e.server_time = absl::FromUnixMicros(st->ColumnInt(8));
-      e.payload = st->ColumnBlob(9);
-      e.prev_hash = st->ColumnText(10);
-      e.hash = st->ColumnText(11);
-      out = std::move(e);
-    }
+    if (row) out = ReadChangeLogRow(*st);
     st->Reset();
     return absl::OkStatus();
   }));

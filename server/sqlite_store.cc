@@ -2350,34 +2350,45 @@ absl::StatusOr<std::vector<ChangeLogEntry>> SqliteStore::ReadChangeLog(int64_t a
                                                                        int limit) {
   std::vector<ChangeLogEntry> out;
   FS_RETURN_IF_ERROR(Read([&](Database& db) -> absl::Status {
-    FS_ASSIGN_OR_RETURN(
-        Statement * st,
-        db.Prepare("SELECT seq, collection, doc_id, op, actor_id, COALESCE(device_id, ''), "
-                   "COALESCE(device_seq, 0), COALESCE(hlc, ''), server_time, payload, prev_hash, "
-                   "hash FROM change_log WHERE seq > ? ORDER BY seq LIMIT ?"));
+    FS_ASSIGN_OR_RETURN(Statement * st,
+                        db.Prepare(absl::StrCat("SELECT ", ChangeLogColumns(),
+                                                " FROM change_log WHERE seq > ? ORDER BY seq "
+                                                "LIMIT ?")));
     st->Bind(1, after_seq);
     st->Bind(2, static_cast<int64_t>(limit));
     while (true) {
       FS_ASSIGN_OR_RETURN(bool row, st->Step());
       if (!row) break;
-      ChangeLogEntry e;
-      e.seq = st->ColumnInt(0);
-      e.collection = st->ColumnText(1);
-      e.doc_id = st->ColumnText(2);
-      e.op = st->ColumnText(3);
-      e.actor_id = st->ColumnText(4);
-      e.device_id = st->ColumnText(5);
-      e.device_seq = st->ColumnInt(6);
-      e.hlc = st->ColumnText(7);
-      e.server_time = absl::FromUnixMicros(st->ColumnInt(8));
-      e.payload = st->ColumnBlob(9);
-      e.prev_hash = st->ColumnText(10);
-      e.hash = st->ColumnText(11);
-      out.push_back(std::move(e));
+      out.push_back(ReadChangeLogRow(*st));
     }
     return absl::OkStatus();
   }));
   return out;
+}
+
+std::string ChangeLogColumns(absl::string_view alias) {
+  const std::string t = alias.empty() ? "" : absl::StrCat(alias, ".");
+  return absl::StrCat(t, "seq, ", t, "collection, ", t, "doc_id, ", t, "op, ", t, "actor_id, ",
+                      "COALESCE(", t, "device_id, ''), COALESCE(", t, "device_seq, 0), ",
+                      "COALESCE(", t, "hlc, ''), ", t, "server_time, ", t, "payload, ", t,
+                      "prev_hash, ", t, "hash");
+}
+
+ChangeLogEntry ReadChangeLogRow(const db::Statement& st) {
+  ChangeLogEntry e;
+  e.seq = st.ColumnInt(0);
+  e.collection = st.ColumnText(1);
+  e.doc_id = st.ColumnText(2);
+  e.op = st.ColumnText(3);
+  e.actor_id = st.ColumnText(4);
+  e.device_id = st.ColumnText(5);
+  e.device_seq = st.ColumnInt(6);
+  e.hlc = st.ColumnText(7);
+  e.server_time = absl::FromUnixMicros(st.ColumnInt(8));
+  e.payload = st.ColumnBlob(9);
+  e.prev_hash = st.ColumnText(10);
+  e.hash = st.ColumnText(11);
+  return e;
 }
 
 }  // namespace fieldsync::server

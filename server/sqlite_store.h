@@ -268,6 +268,12 @@ absl::Status ApplyRecordStats(db::Connection& db, const RecordStats& before,
                               const RecordStats& after);
 absl::Status BackfillStats(db::Connection& db);
 
+// The change_log columns ReadChangeLogRow reads, in its order, as a SELECT list; `alias`: the
+// table's alias in the query ("" for none).
+std::string ChangeLogColumns(absl::string_view alias = "");
+// The entry of the current row of a SELECT that starts with ChangeLogColumns().
+ChangeLogEntry ReadChangeLogRow(const db::Statement& st);
+
 }  // namespace fieldsync::server
 
 #endif  // FIELDSYNC_SERVER_SQLITE_STORE_H_
