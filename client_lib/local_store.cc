@@ -237,6 +237,25 @@ const std::string& InsertServerFieldsSql(int rows) {
   return (*kSql)[rows];
 }
 
+using DocIds = std::vector<std::pair<std::string, std::string>>;
+
+// The (collection, doc_id) rows of `q`, a prepared SELECT of those two columns with its
+// parameters bound; leaves it reset.
+absl::StatusOr<DocIds> ReadDocIds(Statement& q) {
+  DocIds ids;
+  for (;;) {
+    absl::StatusOr<bool> row = q.Step();
+    if (!row.ok()) {
+      q.Reset();
+      return row.status();
+    }
+    if (!*row) break;
+    ids.emplace_back(q.ColumnText(0), q.ColumnText(1));
+  }
+  q.Reset();
+  return ids;
+}
+
 // XORs one document in or out of `d` (`delta` +1 or -1 on the count).
 void ToggleDigest(RunningDigest& d, absl::string_view collection, absl::string_view id,
                   absl::string_view payload, int delta) {
@@ -524,23 +543,11 @@ absl::Status LocalStore::StoreView(const LocalDocument& doc, std::string* payloa
 }
 
 absl::Status LocalStore::RefreshAllViews() {
-  std::vector<std::pair<std::string, std::string>> ids;
-  {
-    FS_ASSIGN_OR_RETURN(Statement * q,
-                        db_->Prepare("SELECT collection, doc_id FROM docs UNION "
-                                     "SELECT collection, doc_id FROM server_fields UNION "
-                                     "SELECT collection, doc_id FROM outbox"));
-    for (;;) {
-      absl::StatusOr<bool> row = q->Step();
-      if (!row.ok()) {
-        q->Reset();
-        return row.status();
-      }
-      if (!*row) break;
-      ids.emplace_back(q->ColumnText(0), q->ColumnText(1));
-    }
-    q->Reset();
-  }
+  FS_ASSIGN_OR_RETURN(Statement * q,
+                      db_->Prepare("SELECT collection, doc_id FROM docs UNION "
+                                   "SELECT collection, doc_id FROM server_fields UNION "
+                                   "SELECT collection, doc_id FROM outbox"));
+  FS_ASSIGN_OR_RETURN(const DocIds ids, ReadDocIds(*q));
   for (const auto& [collection, id] : ids) FS_RETURN_IF_ERROR(RefreshView(collection, id));
   return absl::OkStatus();
 }
@@ -635,16 +642,8 @@ absl::StatusOr<RebaseOutcome> LocalStore::Rebase(absl::string_view device_id,
   {
     FS_ASSIGN_OR_RETURN(Statement * q,
                         db_->Prepare("SELECT DISTINCT collection, doc_id FROM server_fields"));
-    for (;;) {
-      absl::StatusOr<bool> row = q->Step();
-      if (!row.ok()) {
-        q->Reset();
-        return row.status();
-      }
-      if (!*row) break;
-      ids.emplace(q->ColumnText(0), q->ColumnText(1));
-    }
-    q->Reset();
+    FS_ASSIGN_OR_RETURN(const DocIds known, ReadDocIds(*q));
+    ids.insert(known.begin(), known.end());
   }
   for (const auto& [id, changes] : folded) ids.insert(id);
 
@@ -892,23 +891,11 @@ absl::StatusOr<PageOutcome> LocalStore::ApplyPage(const v1::PullPage& page) {
     // outbox copies of it can go. (Kept until now so that the view never showed the old value
     // between push and pull.)
     FS_ASSIGN_OR_RETURN(int64_t acked, GetStateInt(kAckedSeqKey));
-    std::vector<std::pair<std::string, std::string>> done;
-    {
-      FS_ASSIGN_OR_RETURN(Statement * q,
-                          db_->Prepare("SELECT DISTINCT collection, doc_id FROM outbox "
-                                       "WHERE device_seq <= ?1"));
-      q->Bind(1, acked);
-      for (;;) {
-        absl::StatusOr<bool> row = q->Step();
-        if (!row.ok()) {
-          q->Reset();
-          return row.status();
-        }
-        if (!*row) break;
-        done.emplace_back(q->ColumnText(0), q->ColumnText(1));
-      }
-      q->Reset();
-    }
+    FS_ASSIGN_OR_RETURN(Statement * q,
+                        db_->Prepare("SELECT DISTINCT collection, doc_id FROM outbox "
+                                     "WHERE device_seq <= ?1"));
+    q->Bind(1, acked);
+    FS_ASSIGN_OR_RETURN(const DocIds done, ReadDocIds(*q));
     FS_ASSIGN_OR_RETURN(Statement * drop,
                         db_->Prepare("DELETE FROM outbox WHERE device_seq <= ?1"));
     drop->Bind(1, acked);
