@@ -52,6 +52,8 @@ const Policy kPolicies[] = {
     {"/fieldsync.v1.TrackerService/DeleteRecord", kFieldWriters},
     {"/fieldsync.v1.TrackerService/ListConflicts", kEveryone},
     {"/fieldsync.v1.TrackerService/ResolveConflict", kAdmin},
+    {"/fieldsync.v1.TrackerService/ListRejections", kEveryone},
+    {"/fieldsync.v1.TrackerService/ResolveRejection", kAdmin},
     {"/fieldsync.v1.TrackerService/WatchChanges", kEveryone},
     {"/fieldsync.v1.SyncService/Handshake", kDevices},
     {"/fieldsync.v1.SyncService/Push", kDevices},

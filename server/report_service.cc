@@ -407,6 +407,10 @@ absl::StatusOr<v1::VerifyAuditChainResponse> Reporter::VerifyAuditChain(
     return fail(expected, absl::StrCat("entries ", expected, "..", to,
                                        " are missing (the log ends at ", expected - 1, ")"));
   }
+  // What exports show beside the hashed entries (old values, won/lost, project) must follow
+  // from them: recomputed by replaying the chain through the merge.
+  FS_ASSIGN_OR_RETURN(auto rows, store_.CheckAuditRows(from, to));
+  if (rows.first != 0) return fail(rows.first, rows.second);
   out.set_ok(true);
   return out;
 }

@@ -139,6 +139,20 @@ grpc::Status TrackerServiceImpl::ResolveConflict(grpc::ServerContext* ctx,
                 [&](const Principal& who) { return tracker_.ResolveConflict(who, *req); });
 }
 
+grpc::Status TrackerServiceImpl::ListRejections(grpc::ServerContext* ctx,
+                                                const v1::ListRejectionsRequest* req,
+                                                v1::ListRejectionsResponse* resp) {
+  return Handle(auth_, ctx, kTracker, "ListRejections", resp,
+                [&](const Principal& who) { return tracker_.ListRejections(who, *req); });
+}
+
+grpc::Status TrackerServiceImpl::ResolveRejection(grpc::ServerContext* ctx,
+                                                  const v1::ResolveRejectionRequest* req,
+                                                  v1::RejectedChange* resp) {
+  return Handle(auth_, ctx, kTracker, "ResolveRejection", resp,
+                [&](const Principal& who) { return tracker_.ResolveRejection(who, *req); });
+}
+
 grpc::Status TrackerServiceImpl::WatchChanges(grpc::ServerContext* ctx,
                                               const v1::WatchChangesRequest* req,
                                               grpc::ServerWriter<v1::ChangeEvent>* writer) {

@@ -53,6 +53,10 @@ class TrackerServiceImpl final : public v1::TrackerService::Service {
                              v1::ListConflictsResponse* resp) override;
   grpc::Status ResolveConflict(grpc::ServerContext* ctx, const v1::ResolveConflictRequest* req,
                                v1::Conflict* resp) override;
+  grpc::Status ListRejections(grpc::ServerContext* ctx, const v1::ListRejectionsRequest* req,
+                              v1::ListRejectionsResponse* resp) override;
+  grpc::Status ResolveRejection(grpc::ServerContext* ctx, const v1::ResolveRejectionRequest* req,
+                                v1::RejectedChange* resp) override;
   grpc::Status WatchChanges(grpc::ServerContext* ctx, const v1::WatchChangesRequest* req,
                             grpc::ServerWriter<v1::ChangeEvent>* writer) override;
 

@@ -27,6 +27,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "absl/status/status.h"
@@ -40,24 +41,38 @@
 
 namespace fieldsync::server {
 
-// Who makes a change, for the audit fields and the change log.
+// Who makes a change, for the audit fields, the change log and the write policy
+// (server/write_policy.h), which the store applies to every write of a project, site or record
+// whatever route it came by.
 struct Actor {
   // User or device id; "system" for the server's own writes (demo data).
   std::string id;
+  // The role the write is made with; the server's own writes are ADMIN.
+  v1::Role role = v1::ROLE_ADMIN;
+  // Non-empty for a partner-bound writer (a field device): it may touch only that partner's
+  // documents, and another partner's document is to it as if it did not exist.
+  std::string partner_id = {};
 };
 
-// A device pushing changes: its id and the partner whose documents it may touch.
+// A device pushing changes: its id, the partner whose documents it may touch, and the
+// sequence space of the pushing store ("" is the device's legacy space).
 struct DeviceWriter {
   std::string device_id;
   std::string partner_id;
+  std::string stream_id = {};
 };
 
 // What a push did.
 struct PushResult {
-  // Highest device_seq of the device applied so far (this push and earlier ones).
+  // Highest device_seq of the stream acknowledged so far (this push and earlier ones), the
+  // refused changes included: they are kept in the rejection log.
   int64_t acked_device_seq = 0;
   // Conflicts this push created.
   int conflicts = 0;
+  // The batch's refused changes (replays of refused changes included), in device_seq order.
+  std::vector<v1::Rejection> rejections;
+  // The batch's changes applied but flagged for review (a RULE conflict).
+  std::vector<v1::Review> reviews;
 };
 
 // One page of a pull.
@@ -346,10 +361,16 @@ class Store {
   // of its creation.
   virtual absl::StatusOr<PullResult> Pull(absl::string_view partner_id, int64_t after_seq,
                                           int64_t fields_after_seq, int limit) = 0;
-  // Highest device_seq applied for the device (0 if none).
-  virtual absl::StatusOr<int64_t> AckedDeviceSeq(absl::string_view device_id) = 0;
-  // Records that the device finished a sync round now.
-  virtual absl::Status MarkSynced(absl::string_view device_id) = 0;
+  // Highest device_seq acknowledged (applied or refused) in the device's stream (0 if none;
+  // "" is the device's legacy stream).
+  virtual absl::StatusOr<int64_t> AckedDeviceSeq(absl::string_view device_id,
+                                                 absl::string_view stream_id = "") = 0;
+  // The refused changes of a device's stream after `after_seq`, in device_seq order.
+  virtual absl::StatusOr<std::vector<v1::Rejection>> RejectionsAfter(absl::string_view device_id,
+                                                                     absl::string_view stream_id,
+                                                                     int64_t after_seq) = 0;
+  // Records that the device finished a sync round now, its pull having reached `pulled_seq`.
+  virtual absl::Status MarkSynced(absl::string_view device_id, int64_t pulled_seq = 0) = 0;
   // A fresh timestamp of the server's hybrid logical clock, encoded.
   virtual std::string ServerHlc() = 0;
 
@@ -362,6 +383,15 @@ class Store {
   virtual absl::StatusOr<v1::Conflict> ResolveConflict(absl::string_view id,
                                                        v1::ConflictResolution resolution,
                                                        const Actor& actor) = 0;
+
+  // --- Rejections -----------------------------------------------------------------------------
+  // The rejection log, newest first; `scope` limits it to one partner's devices.
+  virtual absl::StatusOr<std::vector<v1::RejectedChange>> ListRejections(
+      const v1::ListRejectionsRequest& filter, const Scope& scope, const PageRequest& page) = 0;
+  // Closes an open rejection. NOT_FOUND if unknown, FAILED_PRECONDITION if already resolved.
+  virtual absl::StatusOr<v1::RejectedChange> ResolveRejection(absl::string_view id,
+                                                              absl::string_view note,
+                                                              const Actor& actor) = 0;
 
   // --- Enrollment -----------------------------------------------------------------------------
   virtual absl::Status CreateEnrollment(absl::string_view device_id,
@@ -391,6 +421,12 @@ class Store {
   // Entries with seq > after_seq, at most `limit`, in order.
   virtual absl::StatusOr<std::vector<ChangeLogEntry>> ReadChangeLog(int64_t after_seq,
                                                                     int limit) = 0;
+
+  // The first entry within [from_seq, to_seq] (to_seq 0: to the end) whose audit rows — the
+  // old values and WON/LOST/APPLIED outcomes an audit export shows, and the project — differ
+  // from a replay of the chain; {0, ""} when all agree. See sqlite_reports.h.
+  virtual absl::StatusOr<std::pair<int64_t, std::string>> CheckAuditRows(int64_t from_seq,
+                                                                         int64_t to_seq) = 0;
 
   // --- Reports --------------------------------------------------------------------------------
   // A read snapshot for one export (see ReportSnapshot). Blocks while every reader is busy.

@@ -227,7 +227,9 @@ TEST_P(DiskFullTest, ServerRefusesWholeBatchesKeepsServingAndResumesWhenSpaceRet
 
   // Nothing half-applied: the server stopped exactly at a whole batch, and agrees with the
   // device about where.
-  int64_t acked = testing::QueryInt(db, "SELECT acked_device_seq FROM devices WHERE id = " + device);
+  int64_t acked = testing::QueryInt(
+      db, "SELECT COALESCE(SUM(acked_device_seq), 0) FROM device_streams WHERE device_id = " +
+              device);
   EXPECT_EQ(acked, st.acked_device_seq);
   EXPECT_GT(acked, 0) << "not even the first batch fitted: nothing to tell a whole batch by";
   EXPECT_LT(acked, st.last_device_seq) << "the failing batch was acknowledged";

@@ -473,9 +473,19 @@ TEST(StatsAggregatesTest, MigrationFourBackfillsAnExistingDatabase) {
                        testing::QueryRows(db.path(), "SELECT MIN(country) FROM projects"));
   country = countries[0][0].value_or("");
 
-  // Back to migration 3: no aggregate tables, no record of migration 4.
-  ASSERT_EQ(QueryInt(db.path(), "SELECT MAX(version) FROM schema_migrations"), 4);
+  // Back to migration 3: migration 5 undone, then no aggregate tables, no record of
+  // migration 4.
+  ASSERT_EQ(QueryInt(db.path(), "SELECT MAX(version) FROM schema_migrations"), 5);
   ASSERT_GT(QueryInt(db.path(), "SELECT COUNT(*) FROM stats_cells"), 0);
+  ASSERT_OK(testing::ExecSql(
+      db.path(),
+      "DROP TABLE rejections; DROP TABLE device_streams; DROP INDEX change_log_by_stream; "
+      "ALTER TABLE change_log DROP COLUMN stream_id; "
+      "CREATE UNIQUE INDEX change_log_by_device ON change_log(device_id, device_seq) "
+      "WHERE device_id IS NOT NULL; "
+      "ALTER TABLE conflicts DROP COLUMN kind; ALTER TABLE conflicts DROP COLUMN reason; "
+      "ALTER TABLE devices DROP COLUMN pulled_seq; "
+      "DELETE FROM schema_migrations WHERE version = 5"));
   ASSERT_OK(testing::ExecSql(db.path(),
                              "DROP TABLE stats_cells; DROP TABLE stats_spend; "
                              "DROP TABLE stats_schools; "
@@ -483,7 +493,7 @@ TEST(StatsAggregatesTest, MigrationFourBackfillsAnExistingDatabase) {
   ASSERT_EQ(QueryInt(db.path(), "SELECT MAX(version) FROM schema_migrations"), 3);
 
   ASSERT_OK_AND_ASSIGN(auto store, SqliteStore::Open({.path = db.path(), .readers = 1}));
-  EXPECT_EQ(QueryInt(db.path(), "SELECT MAX(version) FROM schema_migrations"), 4);
+  EXPECT_EQ(QueryInt(db.path(), "SELECT MAX(version) FROM schema_migrations"), 5);
   ExpectNoEmptyAggregates(db.path());
   int groups = 0;
   ExpectAggregatesMatchScan(*store, Cases(partners, country), &groups);

@@ -148,6 +148,14 @@ def main():
                 raise AssertionError("resolving a missing conflict succeeded")
             except grpc.RpcError as e:
                 assert e.code() == grpc.StatusCode.NOT_FOUND, e
+            assert len(call(tracker, "ListRejections",
+                            tracker_pb2.ListRejectionsRequest()).rejections) == 0
+            try:
+                call(tracker, "ResolveRejection", tracker_pb2.ResolveRejectionRequest(
+                    id=str(uuid.uuid4()), note="none"))
+                raise AssertionError("resolving a missing rejection succeeded")
+            except grpc.RpcError as e:
+                assert e.code() == grpc.StatusCode.NOT_FOUND, e
             stream = tracker.WatchChanges(tracker_pb2.WatchChangesRequest(after_seq=0),
                                           metadata=md, timeout=30)
             called.add("WatchChanges")
