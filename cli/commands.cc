@@ -54,6 +54,8 @@ const std::vector<GroupSpec>& Groups() {
       {"records", "Field records: wells, surgeries, donations, expenditures."},
       {"users", "People with access: HQ, auditors, partner staff (admin only)."},
       {"conflicts", "Concurrent edits of one field, kept for HQ to review."},
+      {"rejections", "Pushed changes the server refused, kept whole for review."},
+      {"device rejections", "This device's changes the server refused; resubmit or dismiss."},
       {"devices", "Field devices of partners (admin only)."},
       {"tokens", "Bearer tokens of users and devices (admin only)."},
       {"admin", "Server administration: online backups (admin only)."},
@@ -175,6 +177,21 @@ const std::vector<CommandSpec>& Commands() {
         {"take-loser", "", "write the lost value back, as a new edit that syncs everywhere"}},
        RunConflictsResolve,
        "Give exactly one of --keep-winner and --take-loser."},
+
+      {"rejections list",
+       {},
+       "List pushed changes the server refused, newest first, with the reason.",
+       WithPagingFlags({{"open", "", "only the rejections waiting for HQ"},
+                        {"device", "ID", "only changes of this device"}}),
+       RunRejectionsList,
+       "A refused change never blocks a device: it is kept here whole (--json shows it), the\n"
+       "device lists it too ('fieldsync device rejections') and can resubmit it amended. A\n"
+       "field device sees only its own."},
+      {"rejections resolve",
+       {"ID"},
+       "Close a rejection once it has been dealt with (admin only).",
+       {{"note", "TEXT", "what was done, kept with the rejection"}},
+       RunRejectionsResolve},
 
       // Indicators.
       {"stats",
@@ -347,6 +364,27 @@ const std::vector<CommandSpec>& Commands() {
        "Show the device's sync state: pending changes, last sync, cursor, clock, counts.",
        WithDeviceDbFlag({}),
        RunDeviceStatus,
+       kDeviceHelp},
+      {"device rejections",
+       {},
+       "List this device's changes the server refused, with the reason, newest first.",
+       WithDeviceDbFlag({}),
+       RunDeviceRejections,
+       "A refused change leaves the outbox (it never holds back the others) and waits here.\n"
+       "Fix what the reason names ('device records edit'), then 'device rejections resubmit\n"
+       "ID' sends the refused values again on top of the record as it is now, or 'device\n"
+       "rejections dismiss ID' gives the change up.\n" + std::string(kDeviceHelp)},
+      {"device rejections resubmit",
+       {"ID"},
+       "Queue a refused change's values again as a new edit; 'fieldsync sync' sends it.",
+       WithDeviceDbFlag({}),
+       RunDeviceRejectionResubmit,
+       kDeviceHelp},
+      {"device rejections dismiss",
+       {"ID"},
+       "Give a refused change up (it stays listed as DISMISSED).",
+       WithDeviceDbFlag({}),
+       RunDeviceRejectionDismiss,
        kDeviceHelp},
       {"device records list",
        {},

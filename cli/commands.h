@@ -56,6 +56,11 @@ absl::Status RunRecordsDelete(Invocation& inv);
 // changes_commands.cc: conflicts and the change feed.
 absl::Status RunConflictsList(Invocation& inv);
 absl::Status RunConflictsResolve(Invocation& inv);
+absl::Status RunRejectionsList(Invocation& inv);
+absl::Status RunRejectionsResolve(Invocation& inv);
+absl::Status RunDeviceRejections(Invocation& inv);
+absl::Status RunDeviceRejectionResubmit(Invocation& inv);
+absl::Status RunDeviceRejectionDismiss(Invocation& inv);
 absl::Status RunWatch(Invocation& inv);
 
 // device_commands.cc: a field device's own database (libfieldsync) and sync.

@@ -3,6 +3,8 @@
 // keeps its own).
 #include <unistd.h>
 
+#include <limits>
+
 #include <cerrno>
 #include <cstdint>
 #include <cstdio>
@@ -312,6 +314,60 @@ absl::Status RunDeviceRecordsDelete(Invocation& inv) {
   return absl::OkStatus();
 }
 
+absl::Status RunDeviceRejections(Invocation& inv) {
+  FS_ASSIGN_OR_RETURN(std::unique_ptr<Client> client, OpenDevice(inv));
+  absl::StatusOr<std::vector<client::Rejection>> rejections = client->Rejections();
+  FS_RETURN_IF_ERROR(Prefixed("device rejections", rejections.status()));
+  if (inv.json()) {
+    for (const client::Rejection& r : *rejections) {
+      PrintJson(inv.out(), JsonObject()
+                               .AddInt("id", r.id)
+                               .AddString("status", r.status)
+                               .AddInt("device_seq", r.device_seq)
+                               .AddString("collection", r.collection)
+                               .AddString("doc_id", r.doc_id)
+                               .AddInt("code", r.code)
+                               .AddString("reason", r.reason)
+                               .AddString("rejected_at", FormatUnixMillis(r.rejected_at_ms))
+                               .AddMessage("change", r.change));
+    }
+    return absl::OkStatus();
+  }
+  if (rejections->empty()) {
+    inv.out() << "No refused changes on this device.\n";
+    return absl::OkStatus();
+  }
+  for (const client::Rejection& r : *rejections) {
+    inv.out() << r.id << "  " << r.status << "  " << FormatUnixMillis(r.rejected_at_ms) << "  "
+              << r.collection << " " << r.doc_id << "\n    " << r.reason << "\n";
+  }
+  return absl::OkStatus();
+}
+
+namespace {
+
+absl::StatusOr<int64_t> RejectionId(Invocation& inv) {
+  return ParseInt("ID", inv.arg(0), 1, std::numeric_limits<int64_t>::max());
+}
+
+}  // namespace
+
+absl::Status RunDeviceRejectionResubmit(Invocation& inv) {
+  FS_ASSIGN_OR_RETURN(int64_t id, RejectionId(inv));
+  FS_ASSIGN_OR_RETURN(std::unique_ptr<Client> client, OpenDevice(inv));
+  FS_RETURN_IF_ERROR(Prefixed("resubmit", client->ResubmitRejection(id)));
+  inv.out() << "Queued refused change " << id << " again; 'fieldsync sync' sends it.\n";
+  return absl::OkStatus();
+}
+
+absl::Status RunDeviceRejectionDismiss(Invocation& inv) {
+  FS_ASSIGN_OR_RETURN(int64_t id, RejectionId(inv));
+  FS_ASSIGN_OR_RETURN(std::unique_ptr<Client> client, OpenDevice(inv));
+  FS_RETURN_IF_ERROR(Prefixed("dismiss", client->DismissRejection(id)));
+  inv.out() << "Dismissed refused change " << id << ".\n";
+  return absl::OkStatus();
+}
+
 absl::Status RunSync(Invocation& inv) {
   FS_ASSIGN_OR_RETURN(ClientOptions options, ClientOptionsFor(inv));
   if (inv.flags().Has("attempts")) {
@@ -367,7 +423,9 @@ absl::Status RunSync(Invocation& inv) {
                              .AddInt("retries", done->retries)
                              .AddBool("repaired", done->repaired)
                              .AddBool("rebased", done->rebased)
-                             .AddInt("resent_documents", done->resent_documents));
+                             .AddInt("resent_documents", done->resent_documents)
+                             .AddInt("changes_refused", done->changes_refused)
+                             .AddInt("changes_flagged", done->changes_flagged));
     return absl::OkStatus();
   }
   inv.out() << "Synced with " << server << ": pushed " << Counted(done->changes_pushed, "change")
@@ -376,6 +434,15 @@ absl::Status RunSync(Invocation& inv) {
   if (done->retries > 0) inv.out() << ", " << Counted(done->retries, "retry", "retries");
   if (done->repaired) inv.out() << "; the local copy was repaired by a full re-pull";
   inv.out() << ".\n";
+  if (done->changes_refused > 0) {
+    inv.out() << "The server refused " << Counted(done->changes_refused, "change")
+              << ": see 'fieldsync device rejections' (nothing else waits for them).\n";
+  }
+  if (done->changes_flagged > 0) {
+    inv.out() << Counted(done->changes_flagged, "change")
+              << " merged with another writer's edit into a record that breaks a rule; "
+                 "HQ reviews it ('fieldsync conflicts list').\n";
+  }
   if (done->rebased) {
     inv.out() << "The server was restored from a backup: resent "
               << Counted(done->resent_documents, "document")

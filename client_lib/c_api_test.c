@@ -148,6 +148,13 @@ int main(int argc, char** argv) {
     fs_free(out);
     out = NULL;
   }
+  /* Nothing refused; an unknown rejection is NOT_FOUND. */
+  CHECK_OK(client, fs_rejections_json(client, &out, NULL));
+  CHECK(out != NULL && strstr(out, "\"rejections\":[]") != NULL);
+  fs_free(out);
+  out = NULL;
+  CHECK(fs_rejection_dismiss(client, 12345) == FS_NOT_FOUND);
+  CHECK(fs_rejection_resubmit(client, 12345) == FS_NOT_FOUND);
   fs_cancel_sync(client); /* nothing running: no effect */
   fs_client_close(client);
   client = NULL;

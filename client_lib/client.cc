@@ -9,6 +9,7 @@
 #include "client_lib/client_impl.h"
 #include "fieldsync/base/ids.h"
 #include "fieldsync/base/status_macros.h"
+#include "fieldsync/model/event_dates.h"
 #include "fieldsync/model/validate.h"
 #include "fieldsync/sync/document.h"
 
@@ -252,6 +253,15 @@ absl::StatusOr<v1::Project> ClientImpl::ReferencedProject(absl::string_view path
   return project;
 }
 
+absl::Status ClientImpl::CheckEventDates(const v1::Record& record) {
+  int64_t now_ms = 0;
+  {
+    std::lock_guard<std::mutex> lock(clock_mu);
+    now_ms = physical() + clock.offset_ms();  // the clock as corrected at the last handshake
+  }
+  return model::CheckEventDatesNotAfter(record, model::LatestEventDate(now_ms));
+}
+
 absl::Status ClientImpl::CheckRecordReferences(const v1::Record& record) {
   FS_ASSIGN_OR_RETURN(v1::Project project,
                       ReferencedProject("record.project_id", record.project_id()));
@@ -282,6 +292,7 @@ absl::StatusOr<v1::Record> Client::CreateRecord(v1::Record record) {
   if (record.id().empty()) record.set_id(NewUuidV7());
   FS_RETURN_IF_ERROR(model::ValidateId("record.id", record.id(), false));
   FS_RETURN_IF_ERROR(model::ValidateRecord(record));
+  FS_RETURN_IF_ERROR(impl_->CheckEventDates(record));
   std::lock_guard<std::mutex> lock(impl_->app_mu);
   FS_RETURN_IF_ERROR(impl_->Write(
       "record", record.id(), [&](const LocalDocument& doc) -> absl::StatusOr<sync::FieldValues> {
@@ -299,6 +310,7 @@ absl::StatusOr<v1::Record> Client::UpdateRecord(v1::Record record, int64_t expec
   sync::ClearOutputOnly(&record);
   FS_RETURN_IF_ERROR(model::ValidateId("record.id", record.id(), false));
   FS_RETURN_IF_ERROR(model::ValidateRecord(record));
+  FS_RETURN_IF_ERROR(impl_->CheckEventDates(record));
   std::lock_guard<std::mutex> lock(impl_->app_mu);
   FS_RETURN_IF_ERROR(impl_->Write(
       "record", record.id(), [&](const LocalDocument& doc) -> absl::StatusOr<sync::FieldValues> {
@@ -334,6 +346,60 @@ absl::Status Client::DeleteRecord(absl::string_view id) {
         }
         return sync::FieldValues{{sync::kDeletedPath, "\x01"}};
       });
+}
+
+// --- Refused changes ---------------------------------------------------------------------------
+
+absl::StatusOr<std::vector<Rejection>> Client::Rejections() {
+  std::lock_guard<std::mutex> lock(impl_->app_mu);
+  FS_ASSIGN_OR_RETURN(std::vector<LocalRejection> local, impl_->app_store->ListRejections());
+  std::vector<Rejection> out;
+  for (LocalRejection& r : local) {
+    out.push_back(Rejection{r.id, r.device_seq, std::move(r.collection), std::move(r.doc_id),
+                            r.code, std::move(r.reason), r.rejected_at_ms, std::move(r.status),
+                            std::move(r.change)});
+  }
+  return out;
+}
+
+absl::Status Client::ResubmitRejection(int64_t id) {
+  std::lock_guard<std::mutex> lock(impl_->app_mu);
+  FS_ASSIGN_OR_RETURN(LocalRejection r, impl_->app_store->GetRejection(id));
+  if (r.collection != "record" && r.collection != "site") {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "rejection ", id, ": a device cannot write ", r.collection, " documents; dismiss it"));
+  }
+  FS_RETURN_IF_ERROR(impl_->Write(
+      r.collection, r.doc_id, [&](const LocalDocument& doc) -> absl::StatusOr<sync::FieldValues> {
+        sync::FieldValues target = doc.local.Values();
+        for (const v1::FieldChange& f : r.change.fields()) target[f.path()] = f.value();
+        sync::FieldValues before = doc.local.Values();
+        sync::FieldValues changed = sync::Diff(before, target);
+        // The document as it would then be must pass the same checks as any local write.
+        sync::Document after = doc.local;
+        for (const auto& [path, value] : changed) after.fields[path].value = value;
+        if (!after.deleted()) {
+          const google::protobuf::Message* proto = sync::PrototypeFor(r.collection);
+          std::unique_ptr<google::protobuf::Message> m(proto->New());
+          FS_RETURN_IF_ERROR(sync::Assemble(after.Values(), m.get()));
+          if (auto* record = google::protobuf::DynamicCastToGenerated<v1::Record>(m.get())) {
+            record->set_id(r.doc_id);
+            FS_RETURN_IF_ERROR(model::ValidateRecord(*record));
+            FS_RETURN_IF_ERROR(impl_->CheckEventDates(*record));
+            FS_RETURN_IF_ERROR(impl_->CheckRecordReferences(*record));
+          } else if (auto* site = google::protobuf::DynamicCastToGenerated<v1::Site>(m.get())) {
+            site->set_id(r.doc_id);
+            FS_RETURN_IF_ERROR(model::ValidateSite(*site));
+          }
+        }
+        return changed;
+      }));
+  return impl_->app_store->SetRejectionStatus(id, "RESUBMITTED");
+}
+
+absl::Status Client::DismissRejection(int64_t id) {
+  std::lock_guard<std::mutex> lock(impl_->app_mu);
+  return impl_->app_store->SetRejectionStatus(id, "DISMISSED");
 }
 
 absl::StatusOr<v1::Record> Client::GetRecord(absl::string_view id) {

@@ -73,6 +73,8 @@ struct ClientImpl {
   absl::Status Write(absl::string_view collection, absl::string_view id, const EditFn& edit);
   absl::Status WriteOnce(absl::string_view collection, absl::string_view id, const EditFn& edit);
   // Reference checks the server makes, against the local view (app_mu held).
+  // Event dates may not be after today (the corrected clock), as the server checks.
+  absl::Status CheckEventDates(const v1::Record& record);
   absl::Status CheckRecordReferences(const v1::Record& record);
   absl::StatusOr<v1::Project> ReferencedProject(absl::string_view path, absl::string_view id);
 

@@ -128,6 +128,12 @@ struct SyncProgress {
   // (docs/SYNC.md, "Restores").
   bool rebased = false;
   int64_t resent_documents = 0;
+  // Pushed changes the server refused: moved from the outbox to the rejection log
+  // (Client::Rejections), never blocking the changes after them.
+  int64_t changes_refused = 0;
+  // Pushed changes applied but flagged for HQ's review: the merged document breaks a rule
+  // spanning this device's edit and another writer's (each valid alone).
+  int64_t changes_flagged = 0;
 };
 
 // Called on the thread running Sync() after each step; must not call Sync() or destroy the
@@ -152,6 +158,21 @@ struct ClientStatus {
   int64_t clock_offset_ms = 0;
   // Local documents by collection, deleted ones excluded.
   int64_t projects = 0, sites = 0, records = 0;
+};
+
+// A change of this device the server refused (invalid, or outside the device's rights): moved
+// from the outbox to the device's rejection log with the server's reason. The server keeps it
+// too (TrackerService.ListRejections); it never blocks the changes after it.
+struct Rejection {
+  int64_t id = 0;          // local id, for ResubmitRejection / DismissRejection
+  int64_t device_seq = 0;  // the number it was pushed under
+  std::string collection;
+  std::string doc_id;
+  int code = 0;            // gRPC status code of the refusal
+  std::string reason;      // names the field: "changes[0]: record.well.yield_lph: ..."
+  int64_t rejected_at_ms = 0;
+  std::string status;      // OPEN, RESUBMITTED, DISMISSED
+  v1::Change change;       // the change as it was pushed
 };
 
 struct ClientImpl;  // internal
@@ -208,14 +229,27 @@ class Client {
   // every page since the stored cursor, then compare the scope checksum with the server's (a
   // mismatch triggers one full re-pull: progress.repaired). Transient failures are retried per
   // ClientOptions::retry, resuming where they stopped. Returns the final progress (phase kDone).
-  // A change the server refuses (INVALID_ARGUMENT) stops the sync with an error naming its
-  // device_seq and document; it stays in the outbox and the changes after it wait behind it
-  // (those before it in its batch are pushed). Every state between steps is consistent:
+  // A change the server refuses never stops the sync: it moves from the outbox to the
+  // rejection log (Rejections(); progress.changes_refused) and the changes after it go on.
+  // A change applied although the merged document breaks a rule spanning another writer's
+  // edit is counted in progress.changes_flagged (HQ reviews it). Every state between steps is
+  // consistent:
   // a Sync() stopped at any point (error, Cancel(), process death) loses nothing.
   absl::StatusOr<SyncProgress> Sync(const ProgressCallback& progress = nullptr);
   // Makes the Sync() running on another thread stop soon with CANCELLED. No effect when no
   // Sync() is running. Thread-safe.
   void Cancel();
+
+  // --- Refused changes -----------------------------------------------------------------------
+  // This device's refused changes, newest first.
+  absl::StatusOr<std::vector<Rejection>> Rejections();
+  // Writes the refused change's values again as a new local edit on top of the document as it
+  // is now (after HQ fixed what it needed, or after the app amended the document with
+  // UpdateRecord/UpdateSite — then only what still differs is sent), and marks the rejection
+  // RESUBMITTED. The edit is validated like any local write. NOT_FOUND for an unknown id.
+  absl::Status ResubmitRejection(int64_t id);
+  // Marks a rejection DISMISSED (the user gave the change up). NOT_FOUND for an unknown id.
+  absl::Status DismissRejection(int64_t id);
 
   absl::StatusOr<ClientStatus> Status();
   // Hex scope checksum of the documents as last pulled from the server (pending local edits

@@ -106,6 +106,12 @@ typedef struct fs_sync_progress {
   /* Documents this device had written and sent again because the server was restored from a
    * backup and had lost changes it acknowledged (0 otherwise; docs/SYNC.md, "Restores"). */
   int64_t resent_documents;
+  /* Local changes the server refused: moved to the rejection log (fs_rejections_json), they
+   * never hold back the changes after them. */
+  int64_t changes_refused;
+  /* Local changes applied but flagged for HQ's review: merged with another writer's edit they
+   * break a rule that spans both (each was valid alone). */
+  int64_t changes_flagged;
 } fs_sync_progress;
 
 /* Called on the thread running fs_sync() after each step, and once with FS_SYNC_DONE on
@@ -197,6 +203,17 @@ FS_EXPORT void fs_cancel_sync(fs_client* client);
  * "ackedDeviceSeq", "lastDeviceSeq", "lastSyncAtMs", "cursor", "clockOffsetMs", "projects",
  * "sites", "records"}. */
 FS_EXPORT fs_status fs_status_json(fs_client* client, char** out_json, size_t* out_len);
+
+/* --- Changes the server refused ------------------------------------------------------------ */
+/* This device's refused changes, newest first: {"rejections": [{"id", "deviceSeq",
+ * "collection", "docId", "code", "reason", "rejectedAtMs", "status" (OPEN, RESUBMITTED,
+ * DISMISSED), "change" (the fieldsync.v1.Change as pushed)}]}. */
+FS_EXPORT fs_status fs_rejections_json(fs_client* client, char** out_json, size_t* out_len);
+/* Writes a refused change's values again as a new local edit on top of the document as it is
+ * now (validated like any write) and marks it RESUBMITTED. */
+FS_EXPORT fs_status fs_rejection_resubmit(fs_client* client, int64_t id);
+/* Marks a refused change DISMISSED. */
+FS_EXPORT fs_status fs_rejection_dismiss(fs_client* client, int64_t id);
 
 #ifdef __cplusplus
 } /* extern "C" */
