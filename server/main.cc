@@ -83,6 +83,17 @@ after N ms" and trailing metadata retry-after-ms; 0 turns a limit off):
                                  at least 1000: one full batch)
   --device-max-concurrent N      Push/Pull calls of one device running at once (default 8)
 
+Hostile callers (docs/OPERATIONS.md, "Limits"):
+  --auth-failures-per-minute N   failed authentications (bad token or enrollment code) one
+                                 address may make per minute after a burst; beyond, its calls
+                                 get RESOURCE_EXHAUSTED "...; retry after N ms" (default 30)
+  --auth-failure-burst N         failures a rested address may make at once (default 20)
+  --max-streams-per-token N      Pull, WatchChanges and Export streams one token may hold open
+                                 (default 8)
+  --max-streams N                streams open at once in all (default 256)
+  --max-threads N                threads serving calls; each open stream holds one, a call
+                                 beyond gets RESOURCE_EXHAUSTED (default 400)
+
 ReportService (auditor exports; see docs/REPORTS.md):
   --iati-org-ref REF       IATI identifier of the reporting organisation, also the prefix of
                            activity identifiers of projects without one (default XM-DAC-00000,
@@ -223,7 +234,9 @@ bool ParseFlags(int argc, char** argv, Flags& f, bool& exit_now) {
       {"--synchronous", &f.synchronous}, {"--max-db-mb", &f.max_db_mb}};
   for (const char* name : {"--device-calls-per-minute", "--device-call-burst",
                            "--device-changes-per-minute", "--device-change-burst",
-                           "--device-max-concurrent"}) {
+                           "--device-max-concurrent", "--auth-failures-per-minute",
+                           "--auth-failure-burst", "--max-streams-per-token", "--max-streams",
+                           "--max-threads"}) {
     values[name] = &f.limits[name];
   }
   values["--iati-org-ref"] = &f.iati_org_ref;
@@ -436,12 +449,20 @@ int main(int argc, char** argv) {
   if (!ParseFlags(argc, argv, flags, exit_now)) return 2;
   if (exit_now) return 0;
   DeviceLimits device_limits;
+  AuthFailureLimits auth_failure_limits;
+  StreamLimits stream_limits;
+  int64_t max_threads = ServerOptions().max_threads;
   for (auto& [name, target] : std::map<std::string, int64_t*>{
            {"--device-calls-per-minute", &device_limits.calls_per_minute},
            {"--device-call-burst", &device_limits.call_burst},
            {"--device-changes-per-minute", &device_limits.changes_per_minute},
            {"--device-change-burst", &device_limits.change_burst},
-           {"--device-max-concurrent", &device_limits.max_concurrent_calls}}) {
+           {"--device-max-concurrent", &device_limits.max_concurrent_calls},
+           {"--auth-failures-per-minute", &auth_failure_limits.failures_per_minute},
+           {"--auth-failure-burst", &auth_failure_limits.failure_burst},
+           {"--max-streams-per-token", &stream_limits.per_principal},
+           {"--max-streams", &stream_limits.total},
+           {"--max-threads", &max_threads}}) {
     const std::string& given = flags.limits[name];
     if (!given.empty() && !absl::SimpleAtoi(given, target)) {
       std::cerr << "fieldsyncd: " << name << ": not a whole number, got '" << given << "'\n";
@@ -450,6 +471,18 @@ int main(int argc, char** argv) {
   }
   if (absl::Status s = device_limits.Validate(); !s.ok()) {
     std::cerr << "fieldsyncd: " << s.message() << "\n";
+    return 2;
+  }
+  if (absl::Status s = auth_failure_limits.Validate(); !s.ok()) {
+    std::cerr << "fieldsyncd: " << s.message() << "\n";
+    return 2;
+  }
+  if (stream_limits.per_principal < 0 || stream_limits.total < 0) {
+    std::cerr << "fieldsyncd: --max-streams and --max-streams-per-token: must be at least 0\n";
+    return 2;
+  }
+  if (max_threads < 8 || max_threads > 100000) {
+    std::cerr << "fieldsyncd: --max-threads: must be 8..100000, got " << max_threads << "\n";
     return 2;
   }
   if (absl::Status s = CheckValues(flags); !s.ok()) {
@@ -575,6 +608,9 @@ int main(int argc, char** argv) {
                                        : flags.report_tmp_dir;
   server_options.server_version = kVersion;
   server_options.device_limits = device_limits;
+  server_options.auth_failure_limits = auth_failure_limits;
+  server_options.stream_limits = stream_limits;
+  server_options.max_threads = static_cast<int>(max_threads);
   server_options.listen = flags.listen;
   server_options.tls_cert_path = flags.tls_cert;
   server_options.tls_key_path = flags.tls_key;
