@@ -52,6 +52,9 @@ Flags:
                            several fieldsyncd may share it: docs/OPERATIONS.md)
   --tls-cert PATH          PEM certificate chain: serve TLS (with --tls-key)
   --tls-key PATH           PEM private key for --tls-cert
+  --allow-plaintext        serve plain text on an address other than loopback (refused
+                           without it: tokens would cross the network in clear); only behind a
+                           proxy that terminates TLS, or on a trusted private network
   --demo-data              load a demo network (partners, projects, thousands of records) into
                            the database if it has no projects yet, then serve
   --create-admin-token     create (or reuse) the admin user --admin-name, print a new bearer
@@ -117,6 +120,7 @@ struct Flags {
   std::string synchronous = "FULL";
   std::string max_db_mb = "0";
   bool demo_data = false;
+  bool allow_plaintext = false;
   bool create_admin_token = false;
   std::string iati_org_ref = "XM-DAC-00000";
   std::string iati_org_name = "fieldsync NGO network";
@@ -246,6 +250,7 @@ bool ParseFlags(int argc, char** argv, Flags& f, bool& exit_now) {
   values["--config"] = &f.config;
   values["--drain-seconds"] = &f.drain_seconds;
   std::map<std::string, bool*> switches = {{"--demo-data", &f.demo_data},
+                                           {"--allow-plaintext", &f.allow_plaintext},
                                            {"--create-admin-token", &f.create_admin_token}};
   switches["--check-config"] = &f.check_config;
   values["--restore-from"] = &f.restore_from;
@@ -303,6 +308,19 @@ int Fail(const absl::Status& s) {
   return 1;
 }
 
+// True for a host of --listen that only this machine can reach: 127.0.0.0/8, ::1, localhost.
+bool IsLoopbackHost(absl::string_view host) {
+  if (absl::ConsumePrefix(&host, "[")) absl::ConsumeSuffix(&host, "]");
+  return host == "localhost" || host == "::1" || absl::StartsWith(host, "127.");
+}
+
+// Plain text (no TLS) on an address other machines can reach.
+bool PlaintextOffLoopback(const Flags& f) {
+  const size_t colon = f.listen.rfind(':');
+  return f.tls_cert.empty() && colon != std::string::npos &&
+         !IsLoopbackHost(absl::string_view(f.listen).substr(0, colon));
+}
+
 // The checks of flag values that need no file, database or network; main makes them before
 // anything else and --check-config with them. A new flag's value check belongs here.
 absl::Status CheckValues(const Flags& f) {
@@ -317,6 +335,13 @@ absl::Status CheckValues(const Flags& f) {
   if (f.db.empty()) return absl::InvalidArgumentError("--db: must not be empty");
   if (f.tls_cert.empty() != f.tls_key.empty()) {
     return absl::InvalidArgumentError("--tls-cert and --tls-key must be given together");
+  }
+  if (PlaintextOffLoopback(f) && !f.allow_plaintext) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "--listen: ", f.listen, " is not a loopback address and no --tls-cert/--tls-key are "
+        "given: bearer tokens and field data would cross the network in plain text. Give "
+        "--tls-cert and --tls-key, or --allow-plaintext if a proxy in front of fieldsyncd "
+        "terminates TLS or the network is private"));
   }
   if (f.synchronous != "FULL" && f.synchronous != "NORMAL" && f.synchronous != "OFF") {
     return absl::InvalidArgumentError(
@@ -495,6 +520,13 @@ int main(int argc, char** argv) {
       std::cerr << "fieldsyncd: " << found.status().message() << "\n";
       return 2;
     }
+    if (PlaintextOffLoopback(flags)) {
+      std::cerr << "fieldsyncd: warning: --listen " << flags.listen
+                << " serves plain text to other machines (--allow-plaintext): bearer tokens and "
+                   "field data cross the network unencrypted unless a proxy in front terminates "
+                   "TLS\n";
+      absl::StrAppend(&*found, " (--allow-plaintext: not encrypted off this machine)");
+    }
     std::cout << "configuration OK: listen " << flags.listen << ", " << *found << "\n";
     return 0;
   }
@@ -621,6 +653,11 @@ int main(int argc, char** argv) {
   Log("info", absl::StrCat("fieldsyncd ", kVersion, " listening on ", host, ":",
                            (*server)->port(), (*server)->tls() ? " (TLS)" : " (plaintext)",
                            " db=", fieldsync::db::RedactUrl(flags.db)));
+  if (PlaintextOffLoopback(flags)) {
+    Log("warn", absl::StrCat("plain text on ", host, " (--allow-plaintext): tokens and field data "
+                             "cross the network unencrypted unless a proxy in front terminates "
+                             "TLS"));
+  }
   if (!flags.port_file.empty()) {
     std::string tmp = flags.port_file + ".tmp";
     if (FILE* f = std::fopen(tmp.c_str(), "w")) {
