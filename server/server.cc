@@ -54,7 +54,11 @@ struct FieldsyncServer::Services {
         syncer(store, admin, &limiter), reporter(store, ReporterOptionsOf(options)),
         tracker_service(auth, tracker, stopping), admin_service(auth, admin),
         sync_service(auth, syncer, &throttle), report_service(auth, reporter, stopping),
-        health({}),
+        // Every service by name, as `fieldsync health --service NAME` asks (grpc.health.v1).
+        health({v1::TrackerService::service_full_name(), v1::AdminService::service_full_name(),
+                v1::SyncService::service_full_name(), v1::ReportService::service_full_name(),
+                grpc::health::v1::Health::service_full_name(),
+                "grpc.reflection.v1alpha.ServerReflection"}),
         guarded{guard.Wrap<v1::TrackerService>(tracker_service),
                 guard.Wrap<v1::AdminService>(admin_service),
                 guard.Wrap<v1::SyncService>(sync_service),

@@ -72,7 +72,8 @@ class FieldsyncServer {
   void Shutdown(absl::Duration grace);
   // Blocks until the server has shut down.
   void Wait();
-  // What grpc.health.v1.Health/Check answers (for the whole server and every service):
+  // What grpc.health.v1.Health/Check answers (for the whole server, "", and every service by
+  // its full name, e.g. "fieldsync.v1.SyncService"):
   // SERVING from Start(), NOT_SERVING after SetServing(false) (draining before a stop) and
   // for good once Shutdown() begins.
   void SetServing(bool serving);

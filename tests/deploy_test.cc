@@ -318,6 +318,16 @@ TEST(DeployHealthTest, ServingWithoutATokenWhileOtherCallsNeedOne) {
   // ... and so is the CLI's.
   EXPECT_EQ(Cli(server.address(), {"projects", "list"}).exit_code, 4);
 
+  // Every service the server answers has its own health status (`fieldsync health --help` gives
+  // fieldsync.v1.SyncService as the example).
+  for (const char* service :
+       {"fieldsync.v1.SyncService", "fieldsync.v1.TrackerService", "fieldsync.v1.AdminService",
+        "fieldsync.v1.ReportService", "grpc.health.v1.Health"}) {
+    CommandResult named = Cli(server.address(), {"health", "--service", service});
+    EXPECT_EQ(named.exit_code, 0) << service << ": " << named.err;
+    EXPECT_EQ(named.out, "SERVING\n") << service;
+  }
+
   // An unknown service: NOT_FOUND from the health service, exit 5.
   CommandResult unknown = Cli(server.address(), {"health", "--service", "no.such.Service"});
   EXPECT_EQ(unknown.exit_code, 5) << unknown.out << unknown.err;
@@ -360,6 +370,8 @@ TEST(DeployHealthTest, NotServingWhileDrainingAfterSigtermThenStops) {
   }
   EXPECT_EQ(health.out, "NOT_SERVING\n") << health.err;
   EXPECT_EQ(health.exit_code, 3);
+  EXPECT_EQ(Cli(server.address(), {"health", "--service", "fieldsync.v1.SyncService"}).out,
+            "NOT_SERVING\n");
   EXPECT_THAT(health.err, HasSubstr("draining"));
   EXPECT_TRUE(Alive(server.pid())) << "the server must keep serving while it drains";
   EXPECT_THAT(server.Log(), HasSubstr("health NOT_SERVING; draining for 120 s"));
