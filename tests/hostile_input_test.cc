@@ -443,6 +443,36 @@ TEST_F(HostileInputTest, EveryRpcNamesWhatIsWrongWithMalformedRequests) {
   EXPECT_GT(checked, 200);
 }
 
+// --- Unbounded lists (issue 13, item 4) -------------------------------------------------------
+
+TEST_F(HostileInputTest, ARecordWithTooManyEntriesIsRefusedNamingTheList) {
+  Start();
+  v1::Partner partner = hq_->CreatePartner("Mekong Vision", {"KH"});
+  v1::Project eyes = hq_->CreateProject(partner.id(), v1::PROJECT_KIND_CATARACT, "KH");
+  v1::CreateRecordRequest req;
+  v1::Record* r = req.mutable_record();
+  r->set_project_id(eyes.id());
+  v1::CataractSurgery* s = r->mutable_cataract_surgery();
+  s->set_patient_ref("KH-PP-2024_0117");
+  s->set_age_years(67);
+  s->set_sex(v1::SEX_FEMALE);
+  s->set_eye(v1::EYE_RIGHT);
+  s->set_surgery_date("2024-05-06");
+  s->set_technique(v1::SURGICAL_TECHNIQUE_SICS);
+  s->set_surgeon_ref("S014");
+  for (int i = 0; i < 300'000; ++i) s->add_complications("x");
+  v1::Record out;
+  grpc::Status refused = hq_->tracker().CreateRecord(hq_->Ctx().get(), req, &out);
+  EXPECT_EQ(refused.error_code(), grpc::StatusCode::INVALID_ARGUMENT) << refused.error_message();
+  EXPECT_THAT(refused.error_message(),
+              HasSubstr("record.cataract_surgery.complications: must have at most 20 "
+                        "complications, got 300000"));
+  // Within the cap it is stored.
+  while (s->complications_size() > 20) s->mutable_complications()->RemoveLast();
+  grpc::Status stored = hq_->tracker().CreateRecord(hq_->Ctx().get(), req, &out);
+  EXPECT_TRUE(stored.ok()) << stored.error_message();
+}
+
 // --- Token and code guessing (issue 13, item 10) ---------------------------------------------
 
 // A channel whose connection comes from 127.0.0.2 (still to the server on 127.0.0.1): another
