@@ -181,13 +181,15 @@ std::map<grpc::StatusCode, int> Flood(const std::string& address, const std::str
 }
 
 TEST_F(HostileInputTest, UnauthenticatedCallsOfUnknownFieldsStayUnderTwoHundredMegabytes) {
-  Start();
+  ASSERT_NO_FATAL_FAILURE(Start());
   // 3.9 MB of 1.3 million unknown fields: under the 4 MiB receive limit.
   const std::string bytes = UnknownFields(1'300'000);
   ASSERT_LT(bytes.size(), 4u << 20);
   for (const char* method : {kPush, kEnroll, kHealthCheck, kReflection}) {
     std::map<grpc::StatusCode, int> codes = Flood(server_.address(), method, bytes, 64);
-    if (method != kReflection) EXPECT_EQ(codes[grpc::StatusCode::OK], 0) << method;
+    if (method != kReflection) {
+      EXPECT_EQ(codes[grpc::StatusCode::OK], 0) << method;
+    }
     EXPECT_EQ(codes[grpc::StatusCode::INTERNAL], 0) << method;
     const int64_t peak_kb = ProcStatus(server_.pid(), "VmHWM");
     ASSERT_GT(peak_kb, 0);
@@ -262,7 +264,7 @@ class OpenStream {
 std::string Serialized(const google::protobuf::Message& m) { return m.SerializeAsString(); }
 
 TEST_F(HostileInputTest, OneTokenHoldsAtMostEightStreams) {
-  Start();
+  ASSERT_NO_FATAL_FAILURE(Start());
   v1::Partner partner = hq_->CreatePartner("Maji Safi", {"KE"});
   hq_->CreateProject(partner.id(), v1::PROJECT_KIND_WELL, "KE");  // an event for every watcher
   v1::WatchChangesRequest watch;
@@ -293,7 +295,7 @@ TEST_F(HostileInputTest, OneTokenHoldsAtMostEightStreams) {
 }
 
 TEST_F(HostileInputTest, StreamsWithoutATokenAreCappedAndHoldFewThreads) {
-  Start();
+  ASSERT_NO_FATAL_FAILURE(Start());
   const int64_t idle_threads = ProcStatus(server_.pid(), "Threads");
   ASSERT_GT(idle_threads, 0);
   // Reflection and health watches need no token; each stream asks once and then stays open.
@@ -317,7 +319,8 @@ TEST_F(HostileInputTest, StreamsWithoutATokenAreCappedAndHoldFewThreads) {
 }
 
 TEST_F(HostileInputTest, ThreadsStayUnderMaxThreadsWhateverTheStreams) {
-  Start({"--max-threads", "32", "--max-streams-per-token", "0", "--max-streams", "0"});
+  ASSERT_NO_FATAL_FAILURE(
+      Start({"--max-threads", "32", "--max-streams-per-token", "0", "--max-streams", "0"}));
   const int64_t idle_threads = ProcStatus(server_.pid(), "Threads");
   ASSERT_GT(idle_threads, 0);
   v1::Partner partner = hq_->CreatePartner("Maji Safi", {"KE"});
@@ -387,7 +390,7 @@ std::string LengthDelimited(int number, const std::string& value) {
 }
 
 TEST_F(HostileInputTest, EveryRpcNamesWhatIsWrongWithMalformedRequests) {
-  Start();
+  ASSERT_NO_FATAL_FAILURE(Start());
   const std::string device = DeviceToken("tablet");
   struct Case {
     std::string name;
@@ -446,7 +449,7 @@ TEST_F(HostileInputTest, EveryRpcNamesWhatIsWrongWithMalformedRequests) {
 // --- Unbounded lists (issue 13, item 4) -------------------------------------------------------
 
 TEST_F(HostileInputTest, ARecordWithTooManyEntriesIsRefusedNamingTheList) {
-  Start();
+  ASSERT_NO_FATAL_FAILURE(Start());
   v1::Partner partner = hq_->CreatePartner("Mekong Vision", {"KH"});
   v1::Project eyes = hq_->CreateProject(partner.id(), v1::PROJECT_KIND_CATARACT, "KH");
   v1::CreateRecordRequest req;
@@ -498,7 +501,8 @@ std::shared_ptr<grpc::Channel> ChannelFrom127002(const std::string& address) {
 
 TEST_F(HostileInputTest, GuessingTokensAndCodesIsSlowedPerAddress) {
   // 6 failures a minute (one per 10 s) after a burst of 5.
-  Start({"--auth-failures-per-minute", "6", "--auth-failure-burst", "5"});
+  ASSERT_NO_FATAL_FAILURE(
+      Start({"--auth-failures-per-minute", "6", "--auth-failure-burst", "5"}));
   const std::string guess = "fs_" + std::string(43, 'G');
   v1::ListPartnersRequest req;
   v1::ListPartnersResponse resp;
@@ -554,7 +558,8 @@ TEST_F(HostileInputTest, GuessingTokensAndCodesIsSlowedPerAddress) {
 }
 
 TEST_F(HostileInputTest, WrongEnrollmentCodesCountAsFailedAuthentications) {
-  Start({"--auth-failures-per-minute", "6", "--auth-failure-burst", "3"});
+  ASSERT_NO_FATAL_FAILURE(
+      Start({"--auth-failures-per-minute", "6", "--auth-failure-burst", "3"}));
   auto sync = v1::SyncService::NewStub(server_.Channel());
   std::vector<grpc::StatusCode> codes;
   for (int i = 0; i < 5; ++i) {
