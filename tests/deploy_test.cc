@@ -130,7 +130,8 @@ TEST(DeployConfigTest, CheckConfigAcceptsTheSample) {
 TEST(DeployConfigTest, PlaintextOffLoopbackIsRefusedUnlessAllowed) {
   TempDir dir;
   const std::string db = dir.File("fieldsync.db");
-  for (const char* listen : {"0.0.0.0:50051", "[::]:50051", "10.1.2.3:50051", ":50051"}) {
+  for (const char* listen :
+       {"0.0.0.0:50051", "[::]:50051", "10.1.2.3:50051", "hq.example.org:50051"}) {
     CommandResult check = Fieldsyncd({"--listen", listen, "--db", db, "--check-config"});
     EXPECT_EQ(check.exit_code, 2) << listen << ": " << check.out;
     EXPECT_THAT(check.out, Not(HasSubstr("configuration OK"))) << listen;
