@@ -135,8 +135,7 @@ class CallGuard::Handler : public grpc::internal::MethodHandler {
 
     StreamLimiter::Slot stream;
     if (server_streaming_) {
-      absl::StatusOr<StreamLimiter::Slot> slot =
-          guard_.streams_.Admit(who->token.id());
+      absl::StatusOr<StreamLimiter::Slot> slot = guard_.streams_.Admit(who->token.id());
       if (!slot.ok()) return Finish(param, slot.status());
       stream = std::move(*slot);
     }
@@ -153,10 +152,10 @@ class CallGuard::Handler : public grpc::internal::MethodHandler {
     if (public_) {
       if (guard_.public_reads_.fetch_add(1) >= guard_.limits_.max_public_reads) {
         guard_.public_reads_.fetch_sub(1);
-        return Finish(param, RetryLater(absl::StrCat("server busy: ",
-                                                     guard_.limits_.max_public_reads,
-                                                     " calls without a token are being read"),
-                                        1000));
+        return Finish(param,
+                      RetryLater(absl::StrCat("server busy: ", guard_.limits_.max_public_reads,
+                                              " calls without a token are being read"),
+                                 1000));
       }
       public_read.count = &guard_.public_reads_;
     }
@@ -166,12 +165,12 @@ class CallGuard::Handler : public grpc::internal::MethodHandler {
       return Finish(param, absl::InvalidArgumentError(absl::StrCat(
                                request_type_.name(), ": the call carried no request message")));
     }
-    if (public_ && static_cast<int64_t>(buffer.Length()) > guard_.limits_.max_public_request_bytes) {
-      return Finish(param,
-                    absl::ResourceExhaustedError(absl::StrCat(
-                        request_type_.name(), ": ", buffer.Length(),
-                        " bytes; a call without a token may send at most ",
-                        guard_.limits_.max_public_request_bytes)));
+    if (public_ &&
+        static_cast<int64_t>(buffer.Length()) > guard_.limits_.max_public_request_bytes) {
+      return Finish(param, absl::ResourceExhaustedError(
+                               absl::StrCat(request_type_.name(), ": ", buffer.Length(),
+                                            " bytes; a call without a token may send at most ",
+                                            guard_.limits_.max_public_request_bytes)));
     }
 
     grpc::Status parsed;
@@ -179,15 +178,15 @@ class CallGuard::Handler : public grpc::internal::MethodHandler {
     void* request =
         inner_->Deserialize(param.call->call(), CopyToCore(buffer), &parsed, &handler_data);
     if (request == nullptr || !parsed.ok()) {
-      return Finish(param, absl::InvalidArgumentError(
-                               DescribeMalformed(request_type_, Flatten(buffer))));
+      return Finish(param,
+                    absl::InvalidArgumentError(DescribeMalformed(request_type_, Flatten(buffer))));
     }
     buffer.Clear();
     public_read.Release();
 
     PreAuthorized authorized(ctx, &*who);
-    inner_->RunHandler(HandlerParameter(param.call, param.server_context, request,
-                                        grpc::Status::OK, handler_data, nullptr));
+    inner_->RunHandler(HandlerParameter(param.call, param.server_context, request, grpc::Status::OK,
+                                        handler_data, nullptr));
   }
 
  private:

@@ -22,8 +22,8 @@
 #define FIELDSYNC_SERVER_CALL_GUARD_H_
 
 #include <grpcpp/impl/service_type.h>
-#include <grpcpp/support/server_interceptor.h>
 #include <grpcpp/support/method_handler.h>
+#include <grpcpp/support/server_interceptor.h>
 
 #include <atomic>
 #include <cstdint>
@@ -83,9 +83,8 @@ class CallGuard {
    public:
     Guarded(CallGuard& guard, Service& inner, const char* name, bool public_service) {
       for (int i = 0; i < CallGuard::MethodCount(name); ++i) {
-        this->MarkMethodStreamed(
-            i, CallGuard::NewHandler(guard, HandlerOf<Service>::Get(inner, i), name, i,
-                                     public_service));
+        this->MarkMethodStreamed(i, CallGuard::NewHandler(guard, HandlerOf<Service>::Get(inner, i),
+                                                          name, i, public_service));
       }
     }
   };

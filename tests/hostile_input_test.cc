@@ -21,9 +21,9 @@
 #include <thread>
 #include <vector>
 
+#include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
-#include "absl/strings/match.h"
 #include "absl/strings/str_split.h"
 #include "absl/time/clock.h"
 #include "fieldsync/v1/admin.grpc.pb.h"
@@ -58,7 +58,8 @@ std::string Flatten(const grpc::ByteBuffer& buffer) {
   std::vector<grpc::Slice> slices;
   std::string out;
   if (!buffer.Dump(&slices).ok()) return out;
-  for (const grpc::Slice& s : slices) out.append(reinterpret_cast<const char*>(s.begin()), s.size());
+  for (const grpc::Slice& s : slices)
+    out.append(reinterpret_cast<const char*>(s.begin()), s.size());
   return out;
 }
 
@@ -170,9 +171,8 @@ std::map<grpc::StatusCode, int> Flood(const std::string& address, const std::str
   std::vector<std::thread> threads;
   std::vector<grpc::StatusCode> codes(calls);
   for (int i = 0; i < calls; ++i) {
-    threads.emplace_back([&, i] {
-      codes[i] = RawCall(OwnChannel(address, i), method, bytes).status.error_code();
-    });
+    threads.emplace_back(
+        [&, i] { codes[i] = RawCall(OwnChannel(address, i), method, bytes).status.error_code(); });
   }
   for (std::thread& t : threads) t.join();
   std::map<grpc::StatusCode, int> out;
@@ -193,8 +193,8 @@ TEST_F(HostileInputTest, UnauthenticatedCallsOfUnknownFieldsStayUnderTwoHundredM
     EXPECT_EQ(codes[grpc::StatusCode::INTERNAL], 0) << method;
     const int64_t peak_kb = ProcStatus(server_.pid(), "VmHWM");
     ASSERT_GT(peak_kb, 0);
-    EXPECT_LT(peak_kb, 200 * 1024) << "after 64 calls of " << method << ": peak RSS "
-                                    << peak_kb / 1024 << " MiB";
+    EXPECT_LT(peak_kb, 200 * 1024)
+        << "after 64 calls of " << method << ": peak RSS " << peak_kb / 1024 << " MiB";
   }
   // The server still serves.
   v1::ListPartnersRequest req;
@@ -271,8 +271,8 @@ TEST_F(HostileInputTest, OneTokenHoldsAtMostEightStreams) {
   const std::string request = Serialized(watch);
   std::vector<std::unique_ptr<OpenStream>> held;
   for (int i = 0; i < 8; ++i) {
-    held.push_back(std::make_unique<OpenStream>(server_.Channel(), kWatch, request,
-                                                server_.admin_token()));
+    held.push_back(
+        std::make_unique<OpenStream>(server_.Channel(), kWatch, request, server_.admin_token()));
     ASSERT_TRUE(held.back()->open()) << i << ": " << held.back()->status().error_message();
   }
   OpenStream ninth(server_.Channel(), kWatch, request, server_.admin_token());
@@ -305,9 +305,10 @@ TEST_F(HostileInputTest, StreamsWithoutATokenAreCappedAndHoldFewThreads) {
   std::map<grpc::StatusCode, int> watch;
   for (int i = 0; i < 300; ++i) {
     streams.push_back(std::make_unique<OpenStream>(server_.Channel(), kReflection, list_services));
-    reflection[streams.back()->open() ? grpc::StatusCode::OK : streams.back()->status().error_code()]++;
-    streams.push_back(std::make_unique<OpenStream>(server_.Channel(),
-                                                   "/grpc.health.v1.Health/Watch", ""));
+    reflection[streams.back()->open() ? grpc::StatusCode::OK
+                                      : streams.back()->status().error_code()]++;
+    streams.push_back(
+        std::make_unique<OpenStream>(server_.Channel(), "/grpc.health.v1.Health/Watch", ""));
     watch[streams.back()->open() ? grpc::StatusCode::OK : streams.back()->status().error_code()]++;
   }
   const int64_t threads = ProcStatus(server_.pid(), "Threads");
@@ -330,8 +331,8 @@ TEST_F(HostileInputTest, ThreadsStayUnderMaxThreadsWhateverTheStreams) {
   int open = 0;
   int refused = 0;
   for (int i = 0; i < 100; ++i) {
-    streams.push_back(std::make_unique<OpenStream>(server_.Channel(), kWatch, request,
-                                                   server_.admin_token()));
+    streams.push_back(
+        std::make_unique<OpenStream>(server_.Channel(), kWatch, request, server_.admin_token()));
     if (streams.back()->open()) {
       ++open;
     } else {
@@ -405,7 +406,10 @@ TEST_F(HostileInputTest, EveryRpcNamesWhatIsWrongWithMalformedRequests) {
         absl::StartsWith(method, "/fieldsync.v1.SyncService/") ? device : server_.admin_token();
     std::vector<Case> cases = {
         {"a cut varint", "\x08\xff\xff", absl::StrCat(type->name(), ".")},
-        {"a length past the end", "\x0a\x10" "ab", absl::StrCat(type->name(), ".")},
+        {"a length past the end",
+         "\x0a\x10"
+         "ab",
+         absl::StrCat(type->name(), ".")},
         {"an unterminated group", "\x0b", absl::StrCat(type->name(), ".")},
         {"wire type 7", "\x0f", absl::StrCat(type->name(), ".")},
     };
@@ -501,8 +505,7 @@ std::shared_ptr<grpc::Channel> ChannelFrom127002(const std::string& address) {
 
 TEST_F(HostileInputTest, GuessingTokensAndCodesIsSlowedPerAddress) {
   // 6 failures a minute (one per 10 s) after a burst of 5.
-  ASSERT_NO_FATAL_FAILURE(
-      Start({"--auth-failures-per-minute", "6", "--auth-failure-burst", "5"}));
+  ASSERT_NO_FATAL_FAILURE(Start({"--auth-failures-per-minute", "6", "--auth-failure-burst", "5"}));
   const std::string guess = "fs_" + std::string(43, 'G');
   v1::ListPartnersRequest req;
   v1::ListPartnersResponse resp;
@@ -522,8 +525,8 @@ TEST_F(HostileInputTest, GuessingTokensAndCodesIsSlowedPerAddress) {
       ++throttled;
       auto hint = ctx.GetServerTrailingMetadata().find("retry-after-ms");
       if (hint != ctx.GetServerTrailingMetadata().end()) {
-        ASSERT_TRUE(absl::SimpleAtoi(std::string(hint->second.data(), hint->second.size()),
-                                     &retry_ms));
+        ASSERT_TRUE(
+            absl::SimpleAtoi(std::string(hint->second.data(), hint->second.size()), &retry_ms));
       }
     }
   }
@@ -558,8 +561,7 @@ TEST_F(HostileInputTest, GuessingTokensAndCodesIsSlowedPerAddress) {
 }
 
 TEST_F(HostileInputTest, WrongEnrollmentCodesCountAsFailedAuthentications) {
-  ASSERT_NO_FATAL_FAILURE(
-      Start({"--auth-failures-per-minute", "6", "--auth-failure-burst", "3"}));
+  ASSERT_NO_FATAL_FAILURE(Start({"--auth-failures-per-minute", "6", "--auth-failure-burst", "3"}));
   auto sync = v1::SyncService::NewStub(server_.Channel());
   std::vector<grpc::StatusCode> codes;
   for (int i = 0; i < 5; ++i) {
