@@ -420,7 +420,7 @@ absl::StatusOr<v1::VerifyAuditChainResponse> Reporter::VerifyAuditChain(
 grpc::Status ReportServiceImpl::Export(grpc::ServerContext* ctx, const v1::ExportRequest* req,
                                        grpc::ServerWriter<v1::ExportChunk>* writer) {
   absl::StatusOr<Principal> who =
-      auth_.Authorize(AuthorizationOf(*ctx), absl::StrCat("/", kReport, "/Export"));
+      AuthorizeCall(auth_, *ctx, absl::StrCat("/", kReport, "/Export"));
   if (!who.ok()) return ToGrpcStatus(who.status());
   return ToGrpcStatus(reporter_.Export(
       *who, *req, [&](const v1::ExportChunk& chunk) { return writer->Write(chunk); },

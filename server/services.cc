@@ -15,7 +15,7 @@ template <typename Op>
 grpc::Status HandleStream(const Authenticator& auth, grpc::ServerContext* ctx,
                           absl::string_view service, absl::string_view method, Op&& op) {
   absl::StatusOr<Principal> who =
-      auth.Authorize(AuthorizationOf(*ctx), absl::StrCat("/", service, "/", method));
+      AuthorizeCall(auth, *ctx, absl::StrCat("/", service, "/", method));
   if (!who.ok()) return ToGrpcStatus(who.status());
   return ToGrpcStatus(op(*who));
 }
@@ -282,8 +282,15 @@ grpc::Status SyncServiceImpl::Pull(grpc::ServerContext* ctx, const v1::PullReque
 
 grpc::Status SyncServiceImpl::Enroll(grpc::ServerContext* ctx, const v1::EnrollRequest* req,
                                      v1::EnrollResponse* resp) {
-  return Handle(auth_, ctx, kSync, "Enroll", resp,
-                [&](const Principal&) { return syncer_.Enroll(*req); });
+  return Handle(auth_, ctx, kSync, "Enroll", resp, [&](const Principal&) {
+    absl::StatusOr<v1::EnrollResponse> enrolled = syncer_.Enroll(*req);
+    // A wrong code is a guess at a credential, like a wrong token.
+    if (throttle_ != nullptr && (enrolled.status().code() == absl::StatusCode::kNotFound ||
+                                 enrolled.status().code() == absl::StatusCode::kInvalidArgument)) {
+      throttle_->RecordFailure(PeerAddress(ctx->peer()));
+    }
+    return enrolled;
+  });
 }
 
 }  // namespace fieldsync::server

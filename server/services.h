@@ -10,6 +10,7 @@
 #include "fieldsync/v1/tracker.grpc.pb.h"
 #include "server/admin.h"
 #include "server/auth.h"
+#include "server/rate_limit.h"
 #include "server/syncer.h"
 #include "server/tracker.h"
 
@@ -106,7 +107,10 @@ class AdminServiceImpl final : public v1::AdminService::Service {
 
 class SyncServiceImpl final : public v1::SyncService::Service {
  public:
-  SyncServiceImpl(const Authenticator& auth, Syncer& syncer) : auth_(auth), syncer_(syncer) {}
+  // A wrong enrollment code counts against its sender in `throttle` (nullptr: not counted).
+  SyncServiceImpl(const Authenticator& auth, Syncer& syncer,
+                  AuthFailureThrottle* throttle = nullptr)
+      : auth_(auth), syncer_(syncer), throttle_(throttle) {}
 
   grpc::Status Handshake(grpc::ServerContext* ctx, const v1::HandshakeRequest* req,
                          v1::HandshakeResponse* resp) override;
@@ -120,6 +124,7 @@ class SyncServiceImpl final : public v1::SyncService::Service {
  private:
   const Authenticator& auth_;
   Syncer& syncer_;
+  AuthFailureThrottle* const throttle_;
 };
 
 }  // namespace fieldsync::server
