@@ -10,6 +10,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "cli/cli.h"
+#include "cli/errors.h"
 
 namespace fieldsync::cli {
 namespace {
@@ -145,6 +146,18 @@ TEST(CliOfflineTest, MissingTokenExits4BeforeCalling) {
                                 "token with --token TOKEN or set FIELDSYNC_TOKEN"));
 }
 
+// RESOURCE_EXHAUSTED has two causes a user must act on differently: the per-device rate limit
+// (wait as asked) and a server that cannot store anything (a full disk: HQ must act).
+TEST(CliOfflineTest, RateLimitIsToldApartFromAFullServer) {
+  EXPECT_TRUE(IsRateLimited(absl::ResourceExhaustedError(
+      "Push: device sync calls per minute exceeded (60); retry after 850 ms (gave up after 8 "
+      "attempts without progress)")));
+  EXPECT_FALSE(IsRateLimited(
+      absl::ResourceExhaustedError("Enroll: database or disk is full (in: INSERT INTO tokens)")));
+  EXPECT_FALSE(IsRateLimited(absl::ResourceExhaustedError("postgresql: could not extend file")));
+  EXPECT_FALSE(IsRateLimited(absl::UnavailableError("retry after 5 ms")));
+}
+
 TEST(CliOfflineTest, TokenFlagOverridesEnvironmentAndIsChecked) {
   RunResult r = RunFieldsync({"whoami", "--token", "fs bad"}, {"127.0.0.1:1", "fs_env"});
   EXPECT_EQ(r.code, 2);
@@ -209,7 +222,7 @@ TEST(CliOfflineTest, HelpListsFieldAndHqCommands) {
   RunResult top = RunFieldsync({"--help"});
   EXPECT_EQ(top.code, 0);
   EXPECT_THAT(top.out, HasSubstr("device enroll|status|records "));
-  EXPECT_THAT(top.out, HasSubstr("devices list|create|enroll-code "));
+  EXPECT_THAT(top.out, HasSubstr("devices list|create|enroll-code|disable|enable "));
   EXPECT_THAT(top.out, HasSubstr("records list|get|create|update|delete "));
   EXPECT_THAT(top.out, HasSubstr("conflicts list|resolve "));
   EXPECT_THAT(top.out, HasSubstr("\n  sync "));

@@ -288,7 +288,16 @@ const std::vector<CommandSpec>& Commands() {
        {{"ttl", "DURATION", "how long the code stays valid: 7d (default), 12h, ...; at most 30d"}},
        RunDevicesEnrollCode,
        "The code is shown only in this output and works once; the device exchanges it for a\n"
-       "token of its own, so no long-lived secret is typed on the device."},
+       "token of its own, so no long-lived secret is typed on the device. A new code replaces\n"
+       "the device's earlier unused ones, and enrolling revokes the device's earlier tokens."},
+      {"devices disable",
+       {"DEVICE_ID"},
+       "Disable a device (lost or stolen): its tokens are refused from the next call on.",
+       {},
+       RunDevicesDisable,
+       "A disabled device cannot sync or enroll; its data and history stay. 'fieldsync\n"
+       "devices enable DEVICE_ID' undoes it (its tokens that were not revoked work again)."},
+      {"devices enable", {"DEVICE_ID"}, "Enable a disabled device again.", {}, RunDevicesEnable},
       {"tokens list",
        {},
        "List tokens (never their secrets).",

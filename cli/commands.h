@@ -30,6 +30,8 @@ absl::Status RunUsersCreate(Invocation& inv);
 absl::Status RunDevicesList(Invocation& inv);
 absl::Status RunDevicesCreate(Invocation& inv);
 absl::Status RunDevicesEnrollCode(Invocation& inv);
+absl::Status RunDevicesDisable(Invocation& inv);
+absl::Status RunDevicesEnable(Invocation& inv);
 absl::Status RunTokensList(Invocation& inv);
 absl::Status RunTokensCreate(Invocation& inv);
 absl::Status RunTokensRevoke(Invocation& inv);

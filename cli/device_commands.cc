@@ -75,15 +75,32 @@ absl::Status NetworkError(absl::string_view what, const std::string& server,
           unreachable_hint);
     case absl::StatusCode::kUnauthenticated:
     case absl::StatusCode::kPermissionDenied:
+      if (absl::StrContains(status.message(), "disabled")) {
+        return WithHint(
+            Prefixed(absl::StrCat(what, ": the server refused this device's token"), status),
+            "HQ has disabled this device; nothing recorded here is lost, and it syncs again "
+            "once HQ enables it ('fieldsync devices enable DEVICE_ID')");
+      }
       return WithHint(
           Prefixed(absl::StrCat(what, ": the server refused this device's token"), status),
           "HQ may have revoked it: ask HQ for a new code ('fieldsync devices enroll-code "
           "DEVICE_ID') and enroll a new --device-db with it");
     case absl::StatusCode::kResourceExhausted:
+      if (IsRateLimited(status)) {
+        return WithHint(
+            Prefixed(absl::StrCat(what, ": the server is limiting how often this device syncs"),
+                     status),
+            "nothing is lost; wait as long as the server asks and sync again");
+      }
+      // Not a rate limit: the server could not store the request (its disk or database is
+      // full, or it ran out of memory). The write was rolled back whole.
       return WithHint(
-          Prefixed(absl::StrCat(what, ": the server is limiting how often this device syncs"),
+          Prefixed(absl::StrCat(what,
+                                ": the server could not store this (its storage is full "
+                                "or it is out of resources)"),
                    status),
-          "nothing is lost; wait as long as the server asks and sync again");
+          "nothing was changed on the server and nothing is lost here (an enrollment code stays "
+          "valid); ask HQ to free space on the server, then run this again");
     default:
       return Prefixed(what, status);
   }

@@ -296,6 +296,11 @@ CREATE TABLE stats_schools(
   donations INTEGER NOT NULL,                 -- donation records (the row goes at 0)
   PRIMARY KEY (project_id, record_date, school_name)) WITHOUT ROWID;
 )sql",
+    // 5: a device can be disabled (AdminService.DisableDevice): while disabled_at is set, every
+    // token of the device is refused and it cannot enroll.
+    R"sql(
+ALTER TABLE devices ADD COLUMN disabled_at INTEGER;
+)sql",
 };
 
 // The same migrations on PostgreSQL: the same versions, tables, columns and indexes, in its
@@ -591,6 +596,9 @@ CREATE TABLE stats_schools(
   school_name TEXT COLLATE "C" NOT NULL,
   donations BIGINT NOT NULL,                 -- donation records (the row goes at 0)
   PRIMARY KEY (project_id, record_date, school_name));
+)sql",
+    R"sql(
+ALTER TABLE devices ADD COLUMN disabled_at BIGINT;
 )sql",
 };
 static_assert(std::size(kPostgresMigrations) == std::size(kMigrations),

@@ -339,10 +339,11 @@ TEST_F(CliFieldTest, EnrollRecordOfflineThenSyncToHq) {
   r = Hq({"devices", "list"});
   ASSERT_EQ(r.exit_code, 0) << Describe(r);
   EXPECT_THAT(r.out, StartsWith("ID "));
-  EXPECT_THAT(r.out, HasSubstr("ACKED SEQ  OPEN CONFLICTS  LAST SYNC\n"));
+  EXPECT_THAT(r.out, HasSubstr("ACKED SEQ  OPEN CONFLICTS  LAST SYNC "));
+  EXPECT_THAT(r.out, HasSubstr("  STATE\n"));
   EXPECT_THAT(r.out, MatchesRegex(absl::StrCat(".*\n", device_.id(),
                                                "  Tablet 3, Kisumu team .*  1  +0  "
-                                               "20[0-9-]+T[0-9:]+Z\n")));
+                                               "20[0-9-]+T[0-9:]+Z  enabled\n")));
   auto devices = HqJson<v1::ListDevicesResponse>({"devices", "list"});
   ASSERT_THAT(devices.devices(), SizeIs(1));
   EXPECT_TRUE(devices.devices(0).has_last_sync_at());
