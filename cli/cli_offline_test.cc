@@ -158,6 +158,47 @@ TEST(CliOfflineTest, RateLimitIsToldApartFromAFullServer) {
   EXPECT_FALSE(IsRateLimited(absl::UnavailableError("retry after 5 ms")));
 }
 
+// A server address is HOST:PORT with a port from 1 to 65535 (gRPC would silently take 70000 as
+// 70000 - 65536), an IPv6 address in brackets; the message names the option it came from.
+TEST(CliOfflineTest, ServerAddressIsCheckedNamingTheOption) {
+  struct Case {
+    std::string server;
+    std::string message;
+  };
+  const std::vector<Case> bad = {
+      {"hq.example.org",
+       "fieldsync: --server: must be HOST:PORT (an IPv6 address in brackets: "
+       "[::1]:50051), got 'hq.example.org': no port (e.g. hq.example.org:50051)"},
+      {"127.0.0.1:70000", "the port must be a number from 1 to 65535, not '70000'"},
+      {"127.0.0.1:65536", "the port must be a number from 1 to 65535, not '65536'"},
+      {"127.0.0.1:0", "the port must be a number from 1 to 65535, not '0'"},
+      {"127.0.0.1:", "the port must be a number from 1 to 65535, not ''"},
+      {"127.0.0.1:5o051", "the port must be a number from 1 to 65535, not '5o051'"},
+      {":50051", "no host"},
+      {"::1:50051", "an IPv6 address goes in brackets, e.g. [::1]:50051"},
+      {"[::1]", "no ':PORT' after the ']'"},
+      {"[::1:50051", "no ']' after the IPv6 address"},
+      {"hq example:50051", "' ' cannot be part of a host name"},
+  };
+  for (const Case& c : bad) {
+    RunResult r = RunFieldsync({"whoami", "--server", c.server, "--token", "fs_x"});
+    EXPECT_EQ(r.code, 2) << c.server << ": " << r.err;
+    EXPECT_THAT(r.err, StartsWith("fieldsync: --server: ")) << c.server;
+    EXPECT_THAT(r.err, HasSubstr(c.message)) << c.server;
+  }
+  // From the environment: named as such.
+  RunResult r = RunFieldsync({"whoami", "--token", "fs_x"}, {"localhost", ""});
+  EXPECT_EQ(r.code, 2) << r.err;
+  EXPECT_THAT(r.err, StartsWith("fieldsync: FIELDSYNC_SERVER: must be HOST:PORT")) << r.err;
+  // Good addresses pass the check and get as far as the missing token (exit 4, no call made).
+  for (const std::string good : {"127.0.0.1:1", "localhost:65535", "[::1]:50051",
+                                 "hq-1.example.org:443", "[fe80::1%eth0]:50051"}) {
+    r = RunFieldsync({"projects", "list", "--server", good});
+    EXPECT_EQ(r.code, 4) << good << ": " << r.err;
+    EXPECT_THAT(r.err, StartsWith("fieldsync: list projects: no token given")) << good;
+  }
+}
+
 TEST(CliOfflineTest, TokenFlagOverridesEnvironmentAndIsChecked) {
   RunResult r = RunFieldsync({"whoami", "--token", "fs bad"}, {"127.0.0.1:1", "fs_env"});
   EXPECT_EQ(r.code, 2);

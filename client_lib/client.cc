@@ -3,8 +3,11 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <utility>
 
+#include "absl/strings/ascii.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "client_lib/client_impl.h"
 #include "fieldsync/base/ids.h"
@@ -68,6 +71,50 @@ absl::Status CheckVersion(absl::string_view what, const LocalDocument& doc, int6
 }
 
 }  // namespace
+
+absl::Status CheckServerAddress(absl::string_view address) {
+  auto bad = [&](absl::string_view why) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("must be HOST:PORT (an IPv6 address in brackets: [::1]:50051), got '", address,
+                     "': ", why));
+  };
+  if (address.empty()) return bad("empty");
+  absl::string_view host, port;
+  if (address.front() == '[') {
+    const size_t close = address.find(']');
+    if (close == absl::string_view::npos) return bad("no ']' after the IPv6 address");
+    host = address.substr(1, close - 1);
+    if (host.find(':') == absl::string_view::npos) return bad("no IPv6 address in the brackets");
+    absl::string_view rest = address.substr(close + 1);
+    if (rest.empty() || rest.front() != ':') return bad("no ':PORT' after the ']'");
+    port = rest.substr(1);
+  } else {
+    const size_t colon = address.rfind(':');
+    if (colon == absl::string_view::npos) {
+      return bad(absl::StrCat("no port (e.g. ", address, ":50051)"));
+    }
+    host = address.substr(0, colon);
+    port = address.substr(colon + 1);
+    if (host.find(':') != absl::string_view::npos) {
+      return bad("an IPv6 address goes in brackets, e.g. [::1]:50051");
+    }
+  }
+  if (host.empty()) return bad("no host");
+  for (char c : host) {
+    const bool ok = absl::ascii_isalnum(static_cast<unsigned char>(c)) || c == '.' || c == '-' ||
+                    c == '_' || c == ':' || c == '%';
+    if (!ok) return bad(absl::StrCat("'", std::string(1, c), "' cannot be part of a host name"));
+  }
+  int port_number = 0;
+  const bool digits =
+      !port.empty() && port.size() <= 5 && std::all_of(port.begin(), port.end(), [](char c) {
+        return absl::ascii_isdigit(static_cast<unsigned char>(c));
+      });
+  if (!digits || !absl::SimpleAtoi(port, &port_number) || port_number < 1 || port_number > 65535) {
+    return bad(absl::StrCat("the port must be a number from 1 to 65535, not '", port, "'"));
+  }
+  return absl::OkStatus();
+}
 
 absl::Status FromGrpc(const grpc::Status& status, absl::string_view rpc) {
   if (status.ok()) return absl::OkStatus();

@@ -154,6 +154,12 @@ struct ClientStatus {
   int64_t projects = 0, sites = 0, records = 0;
 };
 
+// Checks a server address: "HOST:PORT" or "[IPv6]:PORT" with PORT from 1 to 65535.
+// INVALID_ARGUMENT saying what is wrong otherwise ("no port", "the port must be a number from 1
+// to 65535"); the message names the address but not the caller's option, so callers prefix it
+// ("--server: ...").
+absl::Status CheckServerAddress(absl::string_view address);
+
 struct ClientImpl;  // internal
 
 class Client {
