@@ -262,7 +262,7 @@ TEST(CliOfflineTest, RecordFromStdinIsParsedBeforeCalling) {
 TEST(CliOfflineTest, HelpListsFieldAndHqCommands) {
   RunResult top = RunFieldsync({"--help"});
   EXPECT_EQ(top.code, 0);
-  EXPECT_THAT(top.out, HasSubstr("device enroll|status|records "));
+  EXPECT_THAT(top.out, HasSubstr("device enroll|set-server|status|records "));
   EXPECT_THAT(top.out, HasSubstr("devices list|create|enroll-code|disable|enable "));
   EXPECT_THAT(top.out, HasSubstr("records list|get|create|update|delete "));
   EXPECT_THAT(top.out, HasSubstr("conflicts list|resolve "));
@@ -299,7 +299,7 @@ TEST(CliOfflineTest, ThreeWordCommandsParseAndHintByGroup) {
   EXPECT_EQ(r.code, 2);
   EXPECT_EQ(r.err,
             "fieldsync: unknown command 'device recrods'\n"
-            "usage: fieldsync device <enroll|status|records> [options]\n"
+            "usage: fieldsync device <enroll|set-server|status|records> [options]\n"
             "Run 'fieldsync device --help' for details.\n");
   r = RunFieldsync({"device", "records", "get"});
   EXPECT_EQ(r.code, 2);

@@ -348,9 +348,20 @@ const std::vector<CommandSpec>& Commands() {
        RunDeviceEnroll,
        "Exchanges the code with fieldsyncd at --server (default: $FIELDSYNC_SERVER, else\n"
        "127.0.0.1:50051) for the device's own token, kept in the new database; --token is not\n"
-       "used. The database then syncs with that server only. With --ca-file (or --tls) the\n"
-       "connection uses TLS, and the database then refuses plain text: give --ca-file to 'sync'\n"
-       "too (or set FIELDSYNC_CA_FILE)."},
+       "used. The database then syncs with that server only ('device set-server' moves it).\n"
+       "With --ca-file (or --tls) the connection uses TLS, and once a database has talked TLS\n"
+       "with its server (enrolled or synced) it refuses plain text: give --ca-file to 'sync'\n"
+       "too (or set FIELDSYNC_CA_FILE).\n"
+       "On a database already enrolled whose token HQ revoked, a new code for the same device\n"
+       "enrolls it again, keeping its records and unsent changes (a code for another device is\n"
+       "refused and stays valid)."},
+      {"device set-server",
+       {"HOST:PORT"},
+       "Point this device at its server's new address; records and unsent changes stay.",
+       WithDeviceDbFlag({}),
+       RunDeviceSetServer,
+       "Offline: only the database changes; the next 'fieldsync sync' goes to HOST:PORT with\n"
+       "the device's token. A database that has talked TLS keeps using TLS (give --ca-file)."},
       {"device status",
        {},
        "Show the device's sync state: pending changes, last sync, cursor, clock, counts.",

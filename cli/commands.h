@@ -62,6 +62,7 @@ absl::Status RunWatch(Invocation& inv);
 
 // device_commands.cc: a field device's own database (libfieldsync) and sync.
 absl::Status RunDeviceEnroll(Invocation& inv);
+absl::Status RunDeviceSetServer(Invocation& inv);
 absl::Status RunDeviceStatus(Invocation& inv);
 absl::Status RunDeviceRecordsList(Invocation& inv);
 absl::Status RunDeviceRecordsGet(Invocation& inv);

@@ -29,6 +29,11 @@ namespace fieldsync::client {
 // The one place where a gRPC status becomes an absl::Status (the codes map one to one).
 absl::Status FromGrpc(const grpc::Status& status, absl::string_view rpc);
 
+// `status` of a failed call made in plain text, reworded when the server turns out to speak TLS
+// (ServerSpeaksTls): "the server at X speaks TLS ...". Unchanged otherwise.
+absl::Status ExplainPlainTextToTls(const absl::Status& status, const std::string& address,
+                                   const ClientOptions& options);
+
 // A channel to the server as the options ask (TLS or not, gzip, reconnect backoff).
 std::shared_ptr<grpc::Channel> MakeChannel(const std::string& address,
                                            const ClientOptions& options);
@@ -44,6 +49,7 @@ struct ClientImpl {
   const ClientOptions options;
   const std::string device_id;
   std::string token;
+  // Written by SetServerAddress() holding sync_mu and app_mu; read holding either.
   std::string server_address;
   const std::function<int64_t()> physical;
 
