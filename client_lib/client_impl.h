@@ -63,6 +63,11 @@ struct ClientImpl {
   std::unique_ptr<LocalStore> sync_store;
   std::shared_ptr<grpc::Channel> channel;
   std::unique_ptr<v1::SyncService::Stub> stub;
+  // Adaptive push batch size (sync.cc): at most this many changes per Push while > 0 (0: the
+  // server's maximum). Halved when a Push is cut or times out; doubled after two batches in a
+  // row got through. Kept across Sync() calls: the link is the same.
+  int push_batch_limit = 0;
+  int push_batches_through = 0;
 
   std::mutex cancel_mu;
   std::condition_variable cancel_cv;

@@ -262,6 +262,11 @@ class Round {
       if (batch.empty()) return absl::OkStatus();
       if (cap > 0 && batch.size() > cap) batch.resize(cap);
       cap = 0;
+      // What the link lets through (halved after a cut, grown back after successes).
+      if (impl_.push_batch_limit > 0 &&
+          batch.size() > static_cast<size_t>(impl_.push_batch_limit)) {
+        batch.resize(static_cast<size_t>(impl_.push_batch_limit));
+      }
       size_t bytes = 0, fits = 0;
       for (; fits < batch.size(); ++fits) {
         bytes += batch[fits].ByteSizeLong() + 8;  // + the field's tag and length
@@ -280,6 +285,13 @@ class Round {
       }
       if (!status.ok()) {
         absl::Status s = Failed(status, "Push", ctx);
+        if (s.code() == absl::StatusCode::kUnavailable ||
+            s.code() == absl::StatusCode::kDeadlineExceeded) {
+          // The link dropped (or stalled) while the batch was on its way: a link that drops
+          // every few KB would never carry a batch larger than that, so the retry sends half.
+          impl_.push_batch_limit = std::max<int>(1, static_cast<int>(batch.size()) / 2);
+          impl_.push_batches_through = 0;
+        }
         if (s.code() == absl::StatusCode::kInvalidArgument) {
           int i = ChangeIndex(s.message());
           if (i > 0 && i < static_cast<int>(batch.size())) {
@@ -310,6 +322,13 @@ class Round {
       }
       now_acked = std::min<int64_t>(now_acked, batch.back().device_seq());
       FS_RETURN_IF_ERROR(store_.SetStateInt(kAckedSeqKey, now_acked));
+      if (impl_.push_batch_limit > 0 && ++impl_.push_batches_through >= 2) {
+        // Two batches through at this size: try twice as many (none of the limit once back at
+        // the server's maximum).
+        impl_.push_batch_limit *= 2;
+        impl_.push_batches_through = 0;
+        if (impl_.push_batch_limit >= max_push_) impl_.push_batch_limit = 0;
+      }
       progress_.changes_pushed += now_acked - acked;
       progress_.conflicts += response.conflicts();
       acked = now_acked;
