@@ -170,7 +170,7 @@ absl::Status Invocation::FromGrpc(absl::string_view what, const grpc::Status& st
   // Plain text refused: tell a server that speaks TLS from one that is not running.
   if (!options_.tls &&
       client::ServerSpeaksTls(
-          options_.server, std::min<int64_t>(5000, absl::ToInt64Milliseconds(options_.timeout)))) {
+          options_.server, std::min<int64_t>(2000, absl::ToInt64Milliseconds(options_.timeout)))) {
     return WithHint(
         absl::Status(code, absl::StrCat(what, ": the server at ", options_.server,
                                         " speaks TLS; connect with --ca-file FILE: ", detail)),

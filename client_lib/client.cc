@@ -236,12 +236,18 @@ bool ServerSpeaksTls(const std::string& address, int64_t timeout_ms) {
   return false;
 }
 
+// How long the TLS probe after a failed plain-text call may take: a TLS server answers a
+// ClientHello at once; this bounds the extra wait when something silent listens instead.
+constexpr int64_t kTlsProbeMs = 2000;
+
 absl::Status ExplainPlainTextToTls(const absl::Status& status, const std::string& address,
                                    const ClientOptions& options) {
   if (options.use_tls) return status;
   // A plain-text HTTP/2 client meeting a TLS server sees the connection closed: UNAVAILABLE.
   if (status.code() != absl::StatusCode::kUnavailable) return status;
-  if (!ServerSpeaksTls(address, std::min<int64_t>(options.call_timeout_ms, 5000))) return status;
+  if (!ServerSpeaksTls(address, std::min<int64_t>(options.call_timeout_ms, kTlsProbeMs))) {
+    return status;
+  }
   return absl::Status(
       status.code(),
       absl::StrCat("the server at ", address,
