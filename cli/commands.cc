@@ -354,7 +354,7 @@ const std::vector<CommandSpec>& Commands() {
        "too (or set FIELDSYNC_CA_FILE).\n"
        "On a database already enrolled whose token HQ revoked, a new code for the same device\n"
        "enrolls it again, keeping its records and unsent changes (a code for another device is\n"
-       "refused and stays valid)."},
+       "refused and stays valid); without --server it uses the server the database syncs with."},
       {"device set-server",
        {"HOST:PORT"},
        "Point this device at its server's new address; records and unsent changes stay.",

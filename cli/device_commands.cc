@@ -182,8 +182,16 @@ absl::Status RunDeviceEnroll(Invocation& inv) {
   const std::string path = DeviceDbPath(inv);
   if (path.empty()) return UsageError("--device-db: must name a file, got ''");
   FS_ASSIGN_OR_RETURN(ClientOptions options, ClientOptionsFor(inv));
-  const std::string& server = inv.options().server;
+  std::string server = inv.options().server;
   const bool existed = Exists(path);
+  if (existed && !inv.global_flags().Has("server")) {
+    // A database enrolling again does so with the server it syncs with, unless told otherwise.
+    absl::StatusOr<std::unique_ptr<Client>> current = Client::Open(path, options);
+    if (current.ok()) {
+      absl::StatusOr<ClientStatus> status = (*current)->Status();
+      if (status.ok() && !status->server_address.empty()) server = status->server_address;
+    }
+  }
   absl::StatusOr<std::unique_ptr<Client>> client =
       Client::Enroll(server, inv.flags().Get("code"), path, options);
   if (!client.ok()) {
