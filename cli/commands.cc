@@ -305,7 +305,16 @@ const std::vector<CommandSpec>& Commands() {
        {{"ttl", "DURATION", "how long the code stays valid: 7d (default), 12h, ...; at most 30d"}},
        RunDevicesEnrollCode,
        "The code is shown only in this output and works once; the device exchanges it for a\n"
-       "token of its own, so no long-lived secret is typed on the device."},
+       "token of its own, so no long-lived secret is typed on the device. A new code replaces\n"
+       "the device's earlier unused ones, and enrolling revokes the device's earlier tokens."},
+      {"devices disable",
+       {"DEVICE_ID"},
+       "Disable a device (lost or stolen): its tokens are refused from the next call on.",
+       {},
+       RunDevicesDisable,
+       "A disabled device cannot sync or enroll; its data and history stay. 'fieldsync\n"
+       "devices enable DEVICE_ID' undoes it (its tokens that were not revoked work again)."},
+      {"devices enable", {"DEVICE_ID"}, "Enable a disabled device again.", {}, RunDevicesEnable},
       {"tokens list",
        {},
        "List tokens (never their secrets).",
@@ -356,9 +365,20 @@ const std::vector<CommandSpec>& Commands() {
        RunDeviceEnroll,
        "Exchanges the code with fieldsyncd at --server (default: $FIELDSYNC_SERVER, else\n"
        "127.0.0.1:50051) for the device's own token, kept in the new database; --token is not\n"
-       "used. The database then syncs with that server only. With --ca-file (or --tls) the\n"
-       "connection uses TLS, and the database then refuses plain text: give --ca-file to 'sync'\n"
-       "too (or set FIELDSYNC_CA_FILE)."},
+       "used. The database then syncs with that server only ('device set-server' moves it).\n"
+       "With --ca-file (or --tls) the connection uses TLS, and once a database has talked TLS\n"
+       "with its server (enrolled or synced) it refuses plain text: give --ca-file to 'sync'\n"
+       "too (or set FIELDSYNC_CA_FILE).\n"
+       "On a database already enrolled whose token HQ revoked, a new code for the same device\n"
+       "enrolls it again, keeping its records and unsent changes (a code for another device is\n"
+       "refused and stays valid); without --server it uses the server the database syncs with."},
+      {"device set-server",
+       {"HOST:PORT"},
+       "Point this device at its server's new address; records and unsent changes stay.",
+       WithDeviceDbFlag({}),
+       RunDeviceSetServer,
+       "Offline: only the database changes; the next 'fieldsync sync' goes to HOST:PORT with\n"
+       "the device's token. A database that has talked TLS keeps using TLS (give --ca-file)."},
       {"device status",
        {},
        "Show the device's sync state: pending changes, last sync, cursor, clock, counts.",

@@ -30,6 +30,8 @@ absl::Status RunUsersCreate(Invocation& inv);
 absl::Status RunDevicesList(Invocation& inv);
 absl::Status RunDevicesCreate(Invocation& inv);
 absl::Status RunDevicesEnrollCode(Invocation& inv);
+absl::Status RunDevicesDisable(Invocation& inv);
+absl::Status RunDevicesEnable(Invocation& inv);
 absl::Status RunTokensList(Invocation& inv);
 absl::Status RunTokensCreate(Invocation& inv);
 absl::Status RunTokensRevoke(Invocation& inv);
@@ -65,6 +67,7 @@ absl::Status RunWatch(Invocation& inv);
 
 // device_commands.cc: a field device's own database (libfieldsync) and sync.
 absl::Status RunDeviceEnroll(Invocation& inv);
+absl::Status RunDeviceSetServer(Invocation& inv);
 absl::Status RunDeviceStatus(Invocation& inv);
 absl::Status RunDeviceRecordsList(Invocation& inv);
 absl::Status RunDeviceRecordsGet(Invocation& inv);

@@ -371,6 +371,15 @@ void fs_cancel_sync(fs_client* client) {
   }
 }
 
+fs_status fs_client_set_server(fs_client* client, const char* server_address) {
+  return Guard(client, [&]() -> absl::Status {
+    if (server_address == nullptr) {
+      return absl::InvalidArgumentError("server_address: must not be NULL");
+    }
+    return client->client->SetServerAddress(server_address);
+  });
+}
+
 fs_status fs_status_json(fs_client* client, char** out_json, size_t* out_len) {
   ClearOut(out_json, out_len);
   return Guard(client, [&]() -> absl::Status {

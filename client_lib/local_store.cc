@@ -18,6 +18,7 @@
 #include "fieldsync/model/validate.h"
 #include "fieldsync/model/visual_acuity.h"
 #include "fieldsync/sync/checksum.h"
+#include "google/protobuf/util/time_util.h"
 
 namespace fieldsync::client {
 namespace {
@@ -501,6 +502,42 @@ absl::Status LocalStore::RefreshView(absl::string_view collection, absl::string_
   return StoreView(doc);
 }
 
+namespace {
+
+void AppendVarint(uint64_t v, std::string* out) {
+  while (v >= 0x80) {
+    out->push_back(static_cast<char>((v & 0x7f) | 0x80));
+    v >>= 7;
+  }
+  out->push_back(static_cast<char>(v));
+}
+
+// Appends field `number` (wire type 2) holding `bytes`.
+void AppendLengthDelimited(int number, const std::string& bytes, std::string* out) {
+  AppendVarint((static_cast<uint64_t>(number) << 3) | 2, out);
+  AppendVarint(bytes.size(), out);
+  out->append(bytes);
+}
+
+}  // namespace
+
+void DeriveAudit(const sync::Document& doc, v1::AuditInfo* audit) {
+  const sync::Hlc* oldest = nullptr;
+  const sync::Hlc* newest = nullptr;
+  for (const auto& [path, state] : doc.fields) {
+    if (state.hlc.IsZero()) continue;
+    if (oldest == nullptr || state.hlc < *oldest) oldest = &state.hlc;
+    if (newest == nullptr || *newest < state.hlc) newest = &state.hlc;
+  }
+  if (oldest == nullptr) return;
+  *audit->mutable_created_at() =
+      google::protobuf::util::TimeUtil::MillisecondsToTimestamp(oldest->wall_ms);
+  *audit->mutable_updated_at() =
+      google::protobuf::util::TimeUtil::MillisecondsToTimestamp(newest->wall_ms);
+  audit->set_created_by(oldest->node);
+  audit->set_updated_by(newest->node);
+}
+
 absl::Status LocalStore::StoreView(const LocalDocument& doc, std::string* payload) {
   const std::string& collection = doc.server.collection;
   const std::string& id = doc.server.id;
@@ -544,7 +581,21 @@ absl::Status LocalStore::StoreView(const LocalDocument& doc, std::string* payloa
   st->Bind(2, id);
   if (payload == nullptr) payload = &bytes;
   *payload = sync::SerializeDeterministic(*message);
-  st->BindBlob(3, *payload);
+  // The stored view also carries the audit block derived from the field clocks, appended as one
+  // more length-delimited field (protobuf parses fields in any order); `payload` stays the
+  // canonical bytes, which the running checksum reuses.
+  std::string stored;
+  const google::protobuf::FieldDescriptor* audit_field =
+      message->GetDescriptor()->FindFieldByName("audit");
+  v1::AuditInfo audit;
+  if (audit_field != nullptr && audit_field->message_type() == v1::AuditInfo::descriptor()) {
+    DeriveAudit(doc.local, &audit);
+  }
+  if (audit.ByteSizeLong() > 0) {
+    stored = *payload;
+    AppendLengthDelimited(audit_field->number(), audit.SerializeAsString(), &stored);
+  }
+  st->BindBlob(3, stored.empty() ? *payload : stored);
   st->Bind(4, doc.local.deleted() ? 1 : 0);
   st->Bind(5, doc.version);
   st->Bind(6, doc.pending ? 1 : 0);

@@ -72,6 +72,16 @@ absl::StatusOr<sync::Change> ToEngineChange(const v1::Change& change, absl::stri
 // follow-up outcomes).
 void DeriveRecordFields(v1::Record& record);
 
+// Fills the audit block of a document (Record, Site, Project: AuditInfo) from the
+// clocks of its fields, which say who wrote each value (HLC node: a device id, or the HQ user's
+// id for a change made through TrackerService) and when (HLC wall time, Unix ms): created_at/by
+// from the oldest clock among its current fields, updated_at/by from the newest (a pending local
+// edit included: "this device, just now"). The device's reading of the server's audit block,
+// derived from what it holds (no protocol field): created_* names the creator unless every
+// field it wrote has been overwritten since, and the times are writers' clocks as corrected at
+// their last handshake, not the server's commit times. version is left alone.
+void DeriveAudit(const sync::Document& doc, v1::AuditInfo* audit);
+
 // One document as this device sees it.
 struct LocalDocument {
   // As last pulled (fields with their server clocks and sequence numbers).

@@ -300,6 +300,11 @@ class Round {
       FS_RETURN_IF_ERROR(CheckCancelled());
       FS_ASSIGN_OR_RETURN(std::vector<v1::Change> batch, store_.OutboxAfter(acked, max_push_));
       if (batch.empty()) return absl::OkStatus();
+      // What the link lets through (halved after a cut, grown back after successes).
+      if (impl_.push_batch_limit > 0 &&
+          batch.size() > static_cast<size_t>(impl_.push_batch_limit)) {
+        batch.resize(static_cast<size_t>(impl_.push_batch_limit));
+      }
       size_t bytes = 0, fits = 0;
       for (; fits < batch.size(); ++fits) {
         bytes += batch[fits].ByteSizeLong() + 8;  // + the field's tag and length
@@ -319,6 +324,13 @@ class Round {
       }
       if (!status.ok()) {
         absl::Status s = Failed(status, "Push", ctx);
+        if (s.code() == absl::StatusCode::kUnavailable ||
+            s.code() == absl::StatusCode::kDeadlineExceeded) {
+          // The link dropped (or stalled) while the batch was on its way: a link that drops
+          // every few KB would never carry a batch larger than that, so the retry sends half.
+          impl_.push_batch_limit = std::max<int>(1, static_cast<int>(batch.size()) / 2);
+          impl_.push_batches_through = 0;
+        }
         if (s.code() == absl::StatusCode::kFailedPrecondition &&
             absl::StrContains(s.message(), "new stream_id") && stream_switches_++ < 2) {
           // Another copy of this store numbered different changes alike: continue in a
@@ -346,6 +358,13 @@ class Round {
         FS_RETURN_IF_ERROR(tx.Commit());
       }
       FS_RETURN_IF_ERROR(RecordRejections(response.rejections()));
+      if (impl_.push_batch_limit > 0 && ++impl_.push_batches_through >= 2) {
+        // Two batches through at this size: try twice as many (none of the limit once back at
+        // the server's maximum).
+        impl_.push_batch_limit *= 2;
+        impl_.push_batches_through = 0;
+        if (impl_.push_batch_limit >= max_push_) impl_.push_batch_limit = 0;
+      }
       progress_.changes_pushed += now_acked - acked;
       progress_.conflicts += response.conflicts();
       progress_.changes_flagged += response.reviews_size();

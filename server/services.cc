@@ -257,6 +257,21 @@ grpc::Status AdminServiceImpl::CreateEnrollment(grpc::ServerContext* ctx,
                 [&](const Principal& who) { return admin_.CreateEnrollment(who, *req); });
 }
 
+grpc::Status AdminServiceImpl::DisableDevice(grpc::ServerContext* ctx,
+                                             const v1::DisableDeviceRequest* req,
+                                             v1::Device* resp) {
+  return Handle(auth_, ctx, kAdmin, "DisableDevice", resp, [&](const Principal& who) {
+    return admin_.SetDeviceDisabled(who, req->id(), true);
+  });
+}
+
+grpc::Status AdminServiceImpl::EnableDevice(grpc::ServerContext* ctx,
+                                            const v1::EnableDeviceRequest* req, v1::Device* resp) {
+  return Handle(auth_, ctx, kAdmin, "EnableDevice", resp, [&](const Principal& who) {
+    return admin_.SetDeviceDisabled(who, req->id(), false);
+  });
+}
+
 // --- SyncServiceImpl ---
 
 grpc::Status SyncServiceImpl::Handshake(grpc::ServerContext* ctx, const v1::HandshakeRequest* req,

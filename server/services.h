@@ -89,6 +89,10 @@ class AdminServiceImpl final : public v1::AdminService::Service {
                            v1::ListDevicesResponse* resp) override;
   grpc::Status CreateEnrollment(grpc::ServerContext* ctx, const v1::CreateEnrollmentRequest* req,
                                 v1::CreateEnrollmentResponse* resp) override;
+  grpc::Status DisableDevice(grpc::ServerContext* ctx, const v1::DisableDeviceRequest* req,
+                             v1::Device* resp) override;
+  grpc::Status EnableDevice(grpc::ServerContext* ctx, const v1::EnableDeviceRequest* req,
+                            v1::Device* resp) override;
   grpc::Status CreateToken(grpc::ServerContext* ctx, const v1::CreateTokenRequest* req,
                            v1::CreateTokenResponse* resp) override;
   grpc::Status ListTokens(grpc::ServerContext* ctx, const v1::ListTokensRequest* req,

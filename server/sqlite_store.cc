@@ -954,7 +954,7 @@ constexpr char kDeviceColumns[] =
     "COALESCE((SELECT SUM(s.acked_device_seq) FROM device_streams s "
     "WHERE s.device_id = devices.id), 0), "
     "(SELECT COUNT(*) FROM conflicts c WHERE c.status = 'OPEN' AND "
-    "(c.winning_writer = devices.id OR c.losing_writer = devices.id))";
+    "(c.winning_writer = devices.id OR c.losing_writer = devices.id)), disabled_at";
 
 absl::StatusOr<std::vector<v1::Device>> QueryDevices(Database& db, const std::string& sql,
                                                      const std::vector<Param>& params) {
@@ -972,6 +972,7 @@ absl::StatusOr<std::vector<v1::Device>> QueryDevices(Database& db, const std::st
     if (!st->ColumnIsNull(4)) SetTimestamp(st->ColumnInt(4), d.mutable_last_sync_at());
     d.set_acked_device_seq(st->ColumnInt(5));
     d.set_open_conflicts(st->ColumnInt(6));
+    if (!st->ColumnIsNull(7)) SetTimestamp(st->ColumnInt(7), d.mutable_disabled_at());
     out.push_back(std::move(d));
   }
   return out;
@@ -1062,6 +1063,39 @@ absl::StatusOr<std::vector<v1::Device>> SqliteStore::ListDevices(absl::string_vi
   return out;
 }
 
+absl::StatusOr<v1::Device> SqliteStore::SetDeviceDisabled(absl::string_view id, bool disabled,
+                                                          const Actor& actor) {
+  v1::Device out;
+  FS_RETURN_IF_ERROR(Write([&](Database& db) -> absl::Status {
+    int64_t now = NowMicros();
+    FS_ASSIGN_OR_RETURN(
+        Statement * up,
+        db.Prepare(disabled
+                       ? "UPDATE devices SET disabled_at = ? WHERE id = ? AND disabled_at IS NULL"
+                       : "UPDATE devices SET disabled_at = NULL WHERE id = ? AND "
+                         "disabled_at IS NOT NULL"));
+    if (disabled) {
+      up->Bind(1, now);
+      up->Bind(2, id);
+    } else {
+      up->Bind(1, id);
+    }
+    FS_RETURN_IF_ERROR(up->Run());
+    const bool changed = db.Changes() > 0;
+    FS_ASSIGN_OR_RETURN(
+        std::vector<v1::Device> found,
+        QueryDevices(db, absl::StrCat("SELECT ", kDeviceColumns, " FROM devices WHERE id = ?"),
+                     {std::string(id)}));
+    if (found.empty()) return absl::NotFoundError(absl::StrCat("id: device ", id, " not found"));
+    out = found.front();
+    if (!changed) return absl::OkStatus();
+    return AppendChange(db, "device", id, disabled ? "disable" : "enable", actor, Serialize(out),
+                        now)
+        .status();
+  }));
+  return out;
+}
+
 absl::StatusOr<v1::Token> SqliteStore::CreateToken(const v1::Token& token,
                                                    absl::string_view secret_sha256_hex,
                                                    const Actor& actor) {
@@ -1100,13 +1134,13 @@ absl::StatusOr<TokenRecord> SqliteStore::FindToken(absl::string_view secret_sha2
     FS_ASSIGN_OR_RETURN(
         Statement * st,
         db.Prepare(absl::StrCat("SELECT ", kTokenColumns,
-                                ", COALESCE(u.name, d.name, '') FROM tokens t "
+                                ", COALESCE(u.name, d.name, ''), d.disabled_at FROM tokens t "
                                 "LEFT JOIN users u ON u.id = t.user_id "
                                 "LEFT JOIN devices d ON d.id = t.device_id "
                                 "WHERE t.secret_sha256 = ?")));
     st->Bind(1, secret_sha256_hex);
     FS_ASSIGN_OR_RETURN(bool row, st->Step());
-    if (row) out = TokenRecord{ReadToken(*st, 0), st->ColumnText(10)};
+    if (row) out = TokenRecord{ReadToken(*st, 0), st->ColumnText(10), !st->ColumnIsNull(11)};
     st->Reset();
     return absl::OkStatus();
   }));
@@ -1159,6 +1193,45 @@ absl::StatusOr<v1::Token> SqliteStore::RevokeToken(absl::string_view id, const A
     return AppendChange(db, "token", id, "revoke", actor, Serialize(out), now).status();
   }));
   return out;
+}
+
+absl::StatusOr<int64_t> SqliteStore::RevokeDeviceTokens(absl::string_view device_id,
+                                                        const Actor& actor) {
+  int64_t revoked = 0;
+  FS_RETURN_IF_ERROR(Write([&](Database& db) -> absl::Status {
+    int64_t now = NowMicros();
+    std::vector<std::string> ids;
+    {
+      FS_ASSIGN_OR_RETURN(Statement * st,
+                          db.Prepare("SELECT id FROM tokens WHERE device_id = ? AND "
+                                     "revoked_at IS NULL ORDER BY id"));
+      st->Bind(1, device_id);
+      while (true) {
+        FS_ASSIGN_OR_RETURN(bool row, st->Step());
+        if (!row) break;
+        ids.push_back(st->ColumnText(0));
+      }
+    }
+    for (const std::string& id : ids) {
+      FS_ASSIGN_OR_RETURN(Statement * up,
+                          db.Prepare("UPDATE tokens SET revoked_at = ? WHERE id = ?"));
+      up->Bind(1, now);
+      up->Bind(2, id);
+      FS_RETURN_IF_ERROR(up->Run());
+      FS_ASSIGN_OR_RETURN(Statement * st, db.Prepare(absl::StrCat("SELECT ", kTokenColumns,
+                                                                  " FROM tokens t WHERE id = ?")));
+      st->Bind(1, id);
+      FS_ASSIGN_OR_RETURN(bool row, st->Step());
+      if (!row) return absl::InternalError(absl::StrCat("token ", id, " vanished"));
+      v1::Token token = ReadToken(*st, 0);
+      st->Reset();
+      FS_RETURN_IF_ERROR(
+          AppendChange(db, "token", id, "revoke", actor, Serialize(token), now).status());
+    }
+    revoked = static_cast<int64_t>(ids.size());
+    return absl::OkStatus();
+  }));
+  return revoked;
 }
 
 // --- Projects ----------------------------------------------------------------------------------
@@ -2714,6 +2787,14 @@ absl::Status SqliteStore::CreateEnrollment(absl::string_view device_id,
                                            absl::Time expires_at, const Actor& actor) {
   return Write([&](Database& db) -> absl::Status {
     int64_t now = NowMicros();
+    // One valid code per device: a new code replaces the earlier unused ones (they expire now).
+    FS_ASSIGN_OR_RETURN(Statement * old,
+                        db.Prepare("UPDATE enrollments SET expires_at = ? WHERE device_id = ? AND "
+                                   "used_at IS NULL AND expires_at > ?"));
+    old->Bind(1, now);
+    old->Bind(2, device_id);
+    old->Bind(3, now);
+    FS_RETURN_IF_ERROR(old->Run());
     FS_ASSIGN_OR_RETURN(
         Statement * st,
         db.Prepare("INSERT INTO enrollments(code_sha256, device_id, created_at, expires_at) "

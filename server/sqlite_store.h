@@ -73,6 +73,10 @@ class SqliteStore : public Store {
                                                     absl::string_view device_id,
                                                     const PageRequest& page) override;
   absl::StatusOr<v1::Token> RevokeToken(absl::string_view id, const Actor& actor) override;
+  absl::StatusOr<int64_t> RevokeDeviceTokens(absl::string_view device_id,
+                                             const Actor& actor) override;
+  absl::StatusOr<v1::Device> SetDeviceDisabled(absl::string_view id, bool disabled,
+                                               const Actor& actor) override;
 
   absl::StatusOr<v1::Project> CreateProject(const v1::Project& project,
                                             const Actor& actor) override;

@@ -107,6 +107,8 @@ struct TokenRecord {
   v1::Token token;
   // Name of the user or device the token belongs to.
   std::string subject_name;
+  // The token's device is disabled (AdminService.DisableDevice).
+  bool device_disabled = false;
 };
 
 // One entry of the append-only change log.
@@ -295,6 +297,10 @@ class Store {
   virtual absl::StatusOr<v1::Device> GetDevice(absl::string_view id) = 0;
   virtual absl::StatusOr<std::vector<v1::Device>> ListDevices(absl::string_view partner_id,
                                                               const PageRequest& page) = 0;
+  // Disables (or enables) a device; idempotent, logged only when the state changes. NOT_FOUND
+  // for an unknown device.
+  virtual absl::StatusOr<v1::Device> SetDeviceDisabled(absl::string_view id, bool disabled,
+                                                       const Actor& actor) = 0;
 
   // Stores a token's metadata and the SHA-256 (hex) of its secret.
   virtual absl::StatusOr<v1::Token> CreateToken(const v1::Token& token,
@@ -308,6 +314,9 @@ class Store {
                                                             const PageRequest& page) = 0;
   // Marks a token revoked (idempotent: revoking twice keeps the first time).
   virtual absl::StatusOr<v1::Token> RevokeToken(absl::string_view id, const Actor& actor) = 0;
+  // Revokes every unrevoked token of a device (each logged); returns how many.
+  virtual absl::StatusOr<int64_t> RevokeDeviceTokens(absl::string_view device_id,
+                                                     const Actor& actor) = 0;
 
   // --- Projects, sites, records ---------------------------------------------------------------
   virtual absl::StatusOr<v1::Project> CreateProject(const v1::Project& project,
@@ -394,6 +403,8 @@ class Store {
                                                               const Actor& actor) = 0;
 
   // --- Enrollment -----------------------------------------------------------------------------
+  // Stores a new code for the device; the device's earlier unused codes expire in the same
+  // transaction (one valid code per device at a time).
   virtual absl::Status CreateEnrollment(absl::string_view device_id,
                                         absl::string_view code_sha256_hex, absl::Time expires_at,
                                         const Actor& actor) = 0;
@@ -413,8 +424,8 @@ class Store {
   virtual void WaitForChange(int64_t seq, absl::Duration timeout) = 0;
 
   // Runs `fn` in one write transaction: every write `fn` makes through this store commits
-  // together or not at all. Used for bulk loads. `fn` must not call RunInTransaction again
-  // and must make its writes on the calling thread.
+  // together or not at all. Used for bulk loads and for enrollment (code, revocations, token).
+  // `fn` must not call RunInTransaction again and must make its writes on the calling thread.
   virtual absl::Status RunInTransaction(const std::function<absl::Status()>& fn) = 0;
 
   // --- Change log -----------------------------------------------------------------------------

@@ -177,7 +177,7 @@ absl::StatusOr<DeviceRateLimiter::Slot> Syncer::Admit(const Principal& device, i
 }
 
 absl::StatusOr<v1::EnrollResponse> Syncer::Enroll(const v1::EnrollRequest& request) {
-  absl::StatusOr<v1::EnrollResponse> enrolled = admin_.Enroll(request.code());
+  absl::StatusOr<v1::EnrollResponse> enrolled = admin_.Enroll(request.code(), request.device_id());
   // Never the code or the token: only who enrolled.
   if (enrolled.ok()) Log("info", absl::StrCat("enrolled device=", enrolled->device_id()));
   return enrolled;

@@ -141,6 +141,8 @@ const Row kExpected[] = {
     {"/fieldsync.v1.AdminService/CreateDevice",      {O, D, D, D, D, D}},
     {"/fieldsync.v1.AdminService/ListDevices",       {O, D, D, D, D, D}},
     {"/fieldsync.v1.AdminService/CreateEnrollment",  {O, D, D, D, D, D}},
+    {"/fieldsync.v1.AdminService/DisableDevice",     {O, D, D, D, D, D}},
+    {"/fieldsync.v1.AdminService/EnableDevice",      {O, D, D, D, D, D}},
     {"/fieldsync.v1.AdminService/CreateToken",       {O, D, D, D, D, D}},
     {"/fieldsync.v1.AdminService/ListTokens",        {O, D, D, D, D, D}},
     {"/fieldsync.v1.AdminService/RevokeToken",       {O, D, D, D, D, D}},
@@ -377,6 +379,24 @@ class AuthzMatrixTest : public ::testing::Test {
     grpc::Status s = sync_->Enroll(&ctx, req, &out);
     EXPECT_TRUE(s.ok()) << s.error_message();
     return out.token();
+  }
+
+  // A new device of `o`'s partner, disabled if asked.
+  static std::string ThrowawayDevice(const Objects& o, bool disabled) {
+    v1::CreateDeviceRequest req;
+    req.mutable_device()->set_partner_id(o.partner_id);
+    req.mutable_device()->set_name(Unique("spare tablet"));
+    v1::Device device;
+    grpc::Status s = hq_->admin().CreateDevice(hq_->Ctx().get(), req, &device);
+    EXPECT_TRUE(s.ok()) << s.error_message();
+    if (disabled) {
+      v1::DisableDeviceRequest dreq;
+      dreq.set_id(device.id());
+      v1::Device out;
+      s = hq_->admin().DisableDevice(hq_->Ctx().get(), dreq, &out);
+      EXPECT_TRUE(s.ok()) << s.error_message();
+    }
+    return device.id();
   }
 
   static v1::Record Well(const Objects& o, int population) {
@@ -616,6 +636,17 @@ class AuthzMatrixTest : public ::testing::Test {
     b[a + "CreateEnrollment"] = [](const Objects& o) {
       auto r = std::make_unique<v1::CreateEnrollmentRequest>();
       r->set_device_id(o.device_id);
+      return r;
+    };
+    // A device made for the call (never device A, whose token the matrix uses).
+    b[a + "DisableDevice"] = [](const Objects& o) {
+      auto r = std::make_unique<v1::DisableDeviceRequest>();
+      r->set_id(ThrowawayDevice(o, /*disabled=*/false));
+      return r;
+    };
+    b[a + "EnableDevice"] = [](const Objects& o) {
+      auto r = std::make_unique<v1::EnableDeviceRequest>();
+      r->set_id(ThrowawayDevice(o, /*disabled=*/true));
       return r;
     };
     b[a + "CreateToken"] = [](const Objects&) {

@@ -25,6 +25,7 @@
 #include "fieldsync/v1/tracker.grpc.pb.h"
 #include "tests/testing/server_process.h"
 #include "tests/testing/status_matchers.h"
+#include "tests/testing/tcp_proxy.h"
 #include "tests/testing/temp_dir.h"
 #include "tests/testing/test_db.h"
 
@@ -692,6 +693,70 @@ TEST_F(ClientSyncTest, ADeviceEnrolledAgainContinuesItsNumberingAndLosesNothing)
   EXPECT_EQ(on_server.records_size(), 4);
   ASSERT_OK_AND_ASSIGN(auto local, (*again)->ListRecords(all));
   EXPECT_EQ(local.records_size(), 4);
+}
+
+// Stranded work: HQ revoked the device's token while it held unsent records. The same store
+// enrolls again with a new code for its device and delivers them; a code for another device is
+// refused without being used up. Then the server moves and the store follows it.
+TEST_F(ClientSyncTest, ARevokedStoreEnrollsAgainKeepingItsOutboxAndFollowsItsServer) {
+  const std::string db = dir_.File("phone.db");
+  auto phone = Enroll(partner_.id(), "phone");
+  ASSERT_TRUE(phone);
+  MustSync(*phone);
+  for (int i = 0; i < 3; ++i) ASSERT_OK(phone->CreateRecord(Well(project_.id(), 500 + i)));
+  ASSERT_OK_AND_ASSIGN(auto before, phone->Status());
+  ASSERT_EQ(before.pending_changes, 3);
+
+  v1::ListTokensRequest lreq;
+  lreq.set_device_id(before.device_id);
+  v1::ListTokensResponse tokens;
+  ASSERT_TRUE(admin_->ListTokens(Ctx().get(), lreq, &tokens).ok());
+  ASSERT_EQ(tokens.tokens_size(), 1);
+  v1::RevokeTokenRequest rreq;
+  rreq.set_id(tokens.tokens(0).id());
+  v1::Token revoked;
+  ASSERT_TRUE(admin_->RevokeToken(Ctx().get(), rreq, &revoked).ok());
+  EXPECT_THAT(phone->Sync(), StatusIs(absl::StatusCode::kUnauthenticated, HasSubstr("revoked")));
+  phone.reset();
+
+  // A code for another device: refused, and still good for its own device.
+  const std::string other_code = EnrollmentCode(partner_.id(), "other");
+  EXPECT_THAT(Client::Enroll(server_.address(), other_code, db),
+              StatusIs(absl::StatusCode::kFailedPrecondition, HasSubstr("another device")));
+  EXPECT_OK(Client::Enroll(server_.address(), other_code, dir_.File("other.db")));
+
+  // A code for this device: the store is enrolled again with everything in it.
+  v1::CreateEnrollmentRequest ereq;
+  ereq.set_device_id(before.device_id);
+  v1::CreateEnrollmentResponse code;
+  ASSERT_TRUE(admin_->CreateEnrollment(Ctx().get(), ereq, &code).ok());
+  ASSERT_OK_AND_ASSIGN(phone, Client::Enroll(server_.address(), code.code(), db));
+  ASSERT_OK_AND_ASSIGN(auto again, phone->Status());
+  EXPECT_EQ(again.device_id, before.device_id);
+  EXPECT_EQ(again.pending_changes, 3);
+  EXPECT_EQ(again.records, before.records);
+  EXPECT_EQ(MustSync(*phone).changes_pushed, 3);
+  EXPECT_EQ(ServerRecordCount(), 3);
+  // Its token works, so there is nothing to enroll again.
+  ereq.set_device_id(before.device_id);
+  ASSERT_TRUE(admin_->CreateEnrollment(Ctx().get(), ereq, &code).ok());
+  EXPECT_THAT(Client::Enroll(server_.address(), code.code(), db),
+              StatusIs(absl::StatusCode::kFailedPrecondition, HasSubstr("still works")));
+
+  // The server moves (here: behind a proxy at another port): the store follows it.
+  EXPECT_THAT(phone->SetServerAddress("127.0.0.1:70000"),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("65535")));
+  testing::TcpProxy moved(server_.address());
+  ASSERT_OK(moved.Start());
+  ASSERT_OK(phone->SetServerAddress(moved.address()));
+  ASSERT_OK(phone->CreateRecord(Well(project_.id(), 777)));
+  EXPECT_EQ(MustSync(*phone).changes_pushed, 1);
+  EXPECT_GT(moved.bytes_to_server(), 0);
+  EXPECT_EQ(ServerRecordCount(), 4);
+  phone.reset();
+  ASSERT_OK_AND_ASSIGN(phone, Client::Open(db));
+  ASSERT_OK_AND_ASSIGN(auto reopened, phone->Status());
+  EXPECT_EQ(reopened.server_address, moved.address());
 }
 
 TEST_F(ClientSyncTest, ARefusedEnrollmentLeavesNoStoreBehind) {

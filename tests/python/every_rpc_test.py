@@ -86,6 +86,10 @@ def main():
             code = call(admin, "CreateEnrollment", admin_pb2.CreateEnrollmentRequest(
                 device_id=device.id))
             assert len(code.code) == 24, code
+            disabled = call(admin, "DisableDevice", admin_pb2.DisableDeviceRequest(id=device.id))
+            assert disabled.HasField("disabled_at"), disabled
+            enabled = call(admin, "EnableDevice", admin_pb2.EnableDeviceRequest(id=device.id))
+            assert not enabled.HasField("disabled_at"), enabled
             issued = call(admin, "CreateToken", admin_pb2.CreateTokenRequest(user_id=user.id))
             assert issued.secret.startswith("fs_")
             assert len(call(admin, "ListTokens", admin_pb2.ListTokensRequest(
