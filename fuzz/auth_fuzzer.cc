@@ -147,7 +147,9 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   std::vector<v1::Role> roles = server::RolesFor(method);
   auto allowed = [&](v1::Role r) { return std::find(roles.begin(), roles.end(), r) != roles.end(); };
   const bool valid_admin = bearer && secret == Secret('A');
-  const bool valid_device = bearer && secret == Secret('D');
+  // Enrolling the device revokes its earlier tokens (one live credential per device), 'D'
+  // among them.
+  const bool valid_device = bearer && secret == Secret('D') && !s.enrolled;
   if (who.ok()) {
     if (!(valid_admin && allowed(v1::ROLE_ADMIN)) &&
         !(valid_device && allowed(v1::ROLE_FIELD_DEVICE))) {
