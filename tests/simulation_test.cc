@@ -194,6 +194,21 @@ std::string Hex(const std::string& bytes) {
   return out;
 }
 
+// An error message without its ids and numbers, to count refusals by kind.
+std::string Reason(absl::string_view message) {
+  size_t at = message.rfind("changes[");
+  if (at != absl::string_view::npos) message = message.substr(at);
+  std::string out;
+  for (char c : message.substr(0, 200)) {
+    if (c < '0' || c > '9') {
+      out.push_back(c);
+    } else if (out.empty() || out.back() != '#') {
+      out.push_back('#');
+    }
+  }
+  return out;
+}
+
 // HQ's call context; waits for the channel to reconnect after a server restart rather than fail
 // at once.
 std::unique_ptr<grpc::ClientContext> HqCtx(testing::Hq& hq) {
@@ -241,6 +256,7 @@ class Simulation {
   void DeviceDeletes(Store& s);
   void DeviceSyncs(Store& s);
   void HqUpdates();
+  void ConcurrentRuleBreak();
   void HqCreates();
   void LinkFault(Store& s);
   void ClockFault(Store& s);
@@ -486,6 +502,10 @@ void Simulation::DeviceSyncs(Store& s) {
   }
   ++s.syncs_failed;
   ++s.sync_errors[absl::StatusCodeToString(done.status().code())];
+  if (done.status().code() == absl::StatusCode::kInvalidArgument ||
+      done.status().code() == absl::StatusCode::kFailedPrecondition) {
+    ++stats_[absl::StrCat("sync refused: ", Reason(done.status().message()))];
+  }
   if (done.status().code() == absl::StatusCode::kInvalidArgument) {
     ++stats_["syncs stopped by a refused change"];
     if (stats_["syncs stopped by a refused change"] == 1) {
@@ -519,6 +539,58 @@ void Simulation::HqUpdates() {
   }
   RecordEdits("hq", "", r.id(), before, FieldsOf(out));
   ++stats_["hq updates"];
+}
+
+// The case, on purpose: one writer (a device or HQ) lowers a well's depth to just above
+// its level, another device raises the level to just below the depth it sees. Each edit is valid
+// alone; merged, "static_water_level_m <= drilled_depth_m" is broken. Then both sync.
+void Simulation::ConcurrentRuleBreak() {
+  const int p = static_cast<int>(Uniform(0, kPartners - 1));
+  std::vector<Store*> live;
+  for (auto& st : stores_) {
+    if (st->partner == p && !st->revoked && st->client != nullptr) live.push_back(st.get());
+  }
+  const bool hq_first = Chance(0.3);
+  if (live.size() < (hq_first ? 1u : 2u)) return;
+  Store* b = Pick(live);
+  v1::Record rb;
+  if (!PickLocalRecord(*b->client, rng_, &rb)) return;
+  // Writer A.
+  Store* a = nullptr;
+  if (!hq_first) {
+    do {
+      a = Pick(live);
+    } while (a == b);
+    absl::StatusOr<v1::Record> ra = a->client->GetRecord(rb.id());
+    if (!ra.ok()) return;
+    const sync::FieldValues before = FieldsOf(*ra);
+    ra->mutable_well()->set_drilled_depth_m(ra->well().static_water_level_m() + 1);
+    absl::StatusOr<v1::Record> done = a->client->UpdateRecord(*ra);
+    if (!done.ok()) return;
+    RecordEdits(a->name, a->device_id, ra->id(), before, FieldsOf(*done));
+  } else {
+    v1::GetRecordRequest get;
+    get.set_id(rb.id());
+    v1::Record ra;
+    if (!hq_->tracker().GetRecord(HqCtx().get(), get, &ra).ok()) return;
+    const sync::FieldValues before = FieldsOf(ra);
+    ra.mutable_well()->set_drilled_depth_m(ra.well().static_water_level_m() + 1);
+    v1::UpdateRecordRequest update;
+    *update.mutable_record() = ra;
+    v1::Record out;
+    if (!hq_->tracker().UpdateRecord(HqCtx().get(), update, &out).ok()) return;
+    RecordEdits("hq", "", ra.id(), before, FieldsOf(out));
+  }
+  // Writer B, who has not seen A's edit.
+  const sync::FieldValues before = FieldsOf(rb);
+  rb.mutable_well()->set_static_water_level_m(rb.well().drilled_depth_m() - 1);
+  absl::StatusOr<v1::Record> done = b->client->UpdateRecord(rb);
+  if (!done.ok()) return;
+  RecordEdits(b->name, b->device_id, rb.id(), before, FieldsOf(*done));
+  ++stats_[hq_first ? "rule broken by a merge (HQ and a device)"
+                    : "rule broken by a merge (two devices)"];
+  if (a != nullptr) DeviceSyncs(*a);
+  DeviceSyncs(*b);
 }
 
 void Simulation::HqCreates() {
@@ -739,8 +811,10 @@ void Simulation::Step() {
     DeviceSyncs(s);
   } else if (r < 760) {
     HqUpdates();
-  } else if (r < 790) {
+  } else if (r < 780) {
     HqCreates();
+  } else if (r < 790) {
+    ConcurrentRuleBreak();
   } else if (r < 880) {
     LinkFault(s);
   } else if (r < 920) {
