@@ -27,8 +27,8 @@
 // and every finding named by its invariant.
 //
 //   FIELDSYNC_SIM_SEED=N      replay one run
-//   FIELDSYNC_SIM_ROUNDS=N    actions per run (default 400)
-//   FIELDSYNC_SIM_SECONDS=S   stop the action loop after S seconds (default 100)
+//   FIELDSYNC_SIM_ROUNDS=N    actions per run (default 600)
+//   FIELDSYNC_SIM_SECONDS=S   stop the action loop after S seconds (default 90)
 //   FIELDSYNC_SIM_RUNS=N      independent runs, seeds seed, seed+1, ... (default 1)
 //
 // A long local run: FIELDSYNC_SIM_ROUNDS=100000 FIELDSYNC_SIM_SECONDS=0 (0: no time bound).
@@ -980,15 +980,18 @@ void Simulation::CheckConvergence() {
         Finding("converged", absl::StrCat(s->name, ": checksum ",
                                           checksum.ok() ? *checksum : checksum.status().ToString(),
                                           " differs from the server's ", server));
+        continue;
       }
+      // What its user sees (pending edits included) against the first store at the server's
+      // checksum.
       std::vector<std::string> docs = testing::LocalDocuments(*s->client);
       if (reference_name.empty()) {
         reference = std::move(docs);
         reference_name = s->name;
       } else if (docs != reference) {
-        Finding("converged", absl::StrCat(s->name, " holds ", docs.size(),
-                                          " documents that differ from ", reference_name, "'s ",
-                                          reference.size()));
+        Finding("converged", absl::StrCat(s->name, " shows ", docs.size(),
+                                          " documents that differ from what ", reference_name,
+                                          " shows (", reference.size(), ")"));
       }
     }
   }
@@ -1076,8 +1079,8 @@ std::string Simulation::Summary() const {
 TEST(Simulation, EveryEditLandsNothingBlocksStoresConvergeScopesHoldChainVerifies) {
   const uint64_t first_seed = static_cast<uint64_t>(
       EnvInt("FIELDSYNC_SIM_SEED", static_cast<int64_t>(std::random_device{}() & 0x7fffffff)));
-  const int64_t rounds = EnvInt("FIELDSYNC_SIM_ROUNDS", 400);
-  const int64_t seconds = EnvInt("FIELDSYNC_SIM_SECONDS", 100);
+  const int64_t rounds = EnvInt("FIELDSYNC_SIM_ROUNDS", 600);
+  const int64_t seconds = EnvInt("FIELDSYNC_SIM_SECONDS", 90);
   const int64_t runs = EnvInt("FIELDSYNC_SIM_RUNS", 1);
   for (int64_t run = 0; run < runs; ++run) {
     const uint64_t seed = first_seed + static_cast<uint64_t>(run);
