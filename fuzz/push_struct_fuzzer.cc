@@ -9,7 +9,8 @@
 //
 // Each batch goes through Syncer::Push (what SyncService.Push calls after authentication) on a
 // real SqliteStore holding a small demo network, as one of: the device of partner A, the device
-// of partner B, an ADMIN (not a device: must be refused whole).
+// of partner B, an ADMIN, an HQ viewer, partner A's staff user without a device (the last three
+// are not devices: refused whole).
 //
 // Checked after every batch, whatever the answer:
 //   - nothing crashes (and ASan/UBSan find nothing);
@@ -185,11 +186,20 @@ void Reset() {
   s.pushers.clear();
   s.pushers.push_back(device(kDeviceId, s.world.partner_id));
   s.pushers.push_back(device(kOtherDeviceId, s.world.other_partner_id));
-  Pusher admin;
-  admin.principal.token.set_role(v1::ROLE_ADMIN);
-  admin.principal.token.set_user_id("0190f000-0000-7000-8000-0000000000a1");
-  admin.principal.name = "fuzz admin";
-  s.pushers.push_back(admin);
+  // Callers that are not devices: refused whole, whatever they send.
+  auto user = [](v1::Role role, const std::string& partner, const char* name) {
+    Pusher p;
+    p.principal.token.set_role(role);
+    p.principal.token.set_user_id("0190f000-0000-7000-8000-0000000000a1");
+    p.principal.token.set_partner_id(partner);
+    p.principal.name = name;
+    p.partner_id = partner;
+    return p;
+  };
+  s.pushers.push_back(user(v1::ROLE_ADMIN, "", "fuzz admin"));
+  s.pushers.push_back(user(v1::ROLE_HQ_VIEWER, "", "fuzz HQ viewer"));
+  // Partner staff on the web: a FIELD_DEVICE user without a device.
+  s.pushers.push_back(user(v1::ROLE_FIELD_DEVICE, s.world.partner_id, "fuzz field user"));
   s.runs = 0;
   s.chain_checked_seq = 0;
   s.chain_prev_hash = server::kGenesisHash;
