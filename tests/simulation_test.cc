@@ -1,6 +1,6 @@
 // A deterministic simulation of the whole system (issue 13, "Test the protocol as the field does"):
 // field devices of several partners (the client library, each with its own SQLite store, some
-// sharing one device identity after a re-enrollment), HQ writing through TrackerService, a real
+// sharing one device identity after a re-enrollment or as a byte copy of another's store), HQ writing through TrackerService, a real
 // fieldsyncd that is SIGKILLed, restarted, restored from a backup and runs out of disk, links
 // that cut, delay, black-hole, duplicate (a lost Push response, re-sent) and reorder (a request
 // held in the network and delivered after its retry), device clocks a year off and jumping,
@@ -48,6 +48,7 @@
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
+#include <filesystem>
 #include <map>
 #include <memory>
 #include <random>
@@ -84,7 +85,7 @@ constexpr int64_t kYearMs = 365LL * 24 * 3600 * 1000;
 constexpr int kPartners = 3;
 constexpr int kDevicesPerPartner[kPartners] = {3, 2, 1};
 // Stores that may be added by re-enrolling an existing device identity.
-constexpr int kMaxExtraStores = 3;
+constexpr int kMaxExtraStores = 4;
 
 int64_t EnvInt(const char* name, int64_t fallback) {
   const char* v = std::getenv(name);
@@ -267,6 +268,7 @@ class Simulation {
   void DeviceDiskFull(Store& s);
   void Revoke(Store& s);
   void ReEnrollIdentity(Store& s);
+  void CopyStore(Store& s);
 
   // Quiescence and the checks.
   void Quiesce();
@@ -771,7 +773,12 @@ std::string NewCodeFor(testing::Hq& hq, const std::string& device_id) {
   v1::CreateEnrollmentRequest req;
   req.set_device_id(device_id);
   v1::CreateEnrollmentResponse out;
-  grpc::Status s = hq.admin().CreateEnrollment(HqCtx(hq).get(), req, &out);
+  grpc::Status s;
+  // The first call after a server restart may meet the old connection ("Socket closed").
+  for (int attempt = 0; attempt < 5; ++attempt) {
+    s = hq.admin().CreateEnrollment(HqCtx(hq).get(), req, &out);
+    if (s.error_code() != grpc::StatusCode::UNAVAILABLE) break;
+  }
   EXPECT_TRUE(s.ok()) << s.error_message();
   return out.code();
 }
@@ -789,6 +796,44 @@ void Simulation::ReEnrollIdentity(Store& s) {
   // A fresh enrollment may carry a token the revocation did not reach.
   fresh->revoked = false;
   ++stats_["re-enrollments of an identity"];
+}
+
+// A phone restored from a backup of another's storage: a byte copy of the store (closed for the
+// copy), opened beside the original. Both hold the same identity, sequence and server address
+// (so the copy shares the original's link); both go on writing and syncing.
+void Simulation::CopyStore(Store& s) {
+  if (extra_stores_ >= kMaxExtraStores) return;
+  auto copy = std::make_unique<Store>();
+  copy->partner = s.partner;
+  copy->device_id = s.device_id;
+  copy->name = absl::StrCat("p", s.partner, "-s", stores_.size(), "-copy-of-", s.name);
+  copy->path = dir_.File(copy->name + ".db");
+  copy->link = std::make_unique<testing::TcpProxy>(server_.address());  // unused: see above
+  EXPECT_OK(copy->link->Start());
+  copy->options = OptionsFor(copy.get());
+  copy->revoked = s.revoked;
+  const int64_t cap = s.options.max_store_bytes;
+  s.client.reset();
+  std::error_code error;
+  std::filesystem::copy_file(s.path, copy->path, error);
+  if (!error && std::filesystem::exists(s.path + "-wal")) {
+    std::filesystem::copy_file(s.path + "-wal", copy->path + "-wal", error);
+  }
+  absl::Status reopened = Reopen(s, cap);
+  ASSERT_OK(reopened) << s.name;
+  if (error) {
+    Finding("device", absl::StrCat("copying ", s.name, ": ", error.message()));
+    return;
+  }
+  absl::StatusOr<std::unique_ptr<Client>> c = Client::Open(copy->path, copy->options);
+  if (!c.ok()) {
+    Finding("device", absl::StrCat("opening a copy of ", s.name, ": ", c.status().ToString()));
+    return;
+  }
+  copy->client = *std::move(c);
+  stores_.push_back(std::move(copy));
+  ++extra_stores_;
+  ++stats_["stores copied (a phone restored from a backup)"];
 }
 
 void Simulation::Step() {
@@ -833,8 +878,10 @@ void Simulation::Step() {
     if (!s.capped) DeviceDiskFull(s);
   } else if (r < 988) {
     Revoke(s);
-  } else {
+  } else if (r < 995) {
     ReEnrollIdentity(s);
+  } else {
+    CopyStore(s);
   }
 }
 
@@ -941,9 +988,16 @@ void Simulation::CheckNothingLost() {
       ++stats_["edits forgotten by a restore (overwritten before it)"];
       continue;
     }
-    std::string why;
+    // Why: still waiting in a blocked outbox, or gone with nothing pending (silently).
+    std::string why = e.writer == "hq" ? " (HQ's write)" : "";
     for (const auto& st : stores_) {
-      if (st->name == e.writer && st->revoked) why = " (its store's token is revoked)";
+      if (st->name != e.writer) continue;
+      absl::StatusOr<client::ClientStatus> status = st->client->Status();
+      const bool pending = status.ok() && status->pending_changes > 0;
+      why = absl::StrCat(pending ? " (its store still holds changes in a blocked outbox" :
+                                   " (SILENTLY: its store has nothing pending",
+                         st->revoked ? "; its token is revoked)" : ")");
+      ++stats_[pending ? "lost edits: still in a blocked outbox" : "lost edits: silently"];
     }
     Finding("lost", absl::StrCat("edit #", i, " (round ", e.round, ") by ", e.writer, " of record ",
                                  e.doc_id, " ", e.path, " = ", Hex(e.value),
