@@ -140,12 +140,25 @@ int64_t DeviceRejectionCount(C&, long) {
   return -1;
 }
 
-// A store whose token was revoked re-enrolls with a new code and keeps its outbox (planned).
-// UNIMPLEMENTED while the library has no way to.
-absl::Status ReEnrollKeepingOutbox(Client& store, const std::string& code) {
-  (void)store;
-  (void)code;
-  return absl::UnimplementedError("the client library cannot re-enroll an enrolled store");
+// A store whose token was revoked re-enrolls with a new code and keeps its outbox (planned:
+// Client::Enroll on the path of an enrolled store whose token no longer works). Replaces
+// `*client` with the re-enrolled store; on failure reopens the old one and returns the error
+// (today: FAILED_PRECONDITION, the path already holds an enrolled device).
+absl::Status ReEnrollKeepingOutbox(std::unique_ptr<Client>* client, const std::string& path,
+                                   const ClientOptions& options, const std::string& code) {
+  absl::StatusOr<client::ClientStatus> st = (*client)->Status();
+  if (!st.ok()) return st.status();
+  client->reset();
+  absl::StatusOr<std::unique_ptr<Client>> again =
+      Client::Enroll(st->server_address, code, path, options);
+  if (again.ok()) {
+    *client = *std::move(again);
+    return absl::OkStatus();
+  }
+  absl::StatusOr<std::unique_ptr<Client>> old = Client::Open(path, options);
+  if (!old.ok()) return old.status();
+  *client = *std::move(old);
+  return again.status();
 }
 
 // --- The simulated world -----------------------------------------------------------------------
@@ -915,8 +928,8 @@ void Simulation::Quiesce() {
         if (code == absl::StatusCode::kUnauthenticated ||
             code == absl::StatusCode::kPermissionDenied) {
           s->revoked = true;
-          absl::Status again =
-              ReEnrollKeepingOutbox(*s->client, NewCodeFor(*hq_, s->device_id));
+          absl::Status again = ReEnrollKeepingOutbox(&s->client, s->path, s->options,
+                                                     NewCodeFor(*hq_, s->device_id));
           if (!again.ok()) {
             if (pass == 0) ++stats_[absl::StrCat("stores stranded: ", again.ToString())];
             break;
