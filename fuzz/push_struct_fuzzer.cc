@@ -89,15 +89,16 @@ struct Observer {
     if (sqlite3_prepare_v2(db, sql, -1, &st, nullptr) != SQLITE_OK) {
       Fail(absl::StrCat("prepare ", sql, ": ", sqlite3_errmsg(db)));
     }
-    if (arg != nullptr) sqlite3_bind_text(st, 1, arg->data(), static_cast<int>(arg->size()),
-                                          SQLITE_TRANSIENT);
+    if (arg != nullptr)
+      sqlite3_bind_text(st, 1, arg->data(), static_cast<int>(arg->size()), SQLITE_TRANSIENT);
     std::vector<std::vector<std::string>> out;
     int rc;
     while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
       std::vector<std::string> row;
       for (int i = 0; i < sqlite3_column_count(st); ++i) {
         const void* b = sqlite3_column_blob(st, i);
-        row.emplace_back(static_cast<const char*>(b), b == nullptr ? 0 : sqlite3_column_bytes(st, i));
+        row.emplace_back(static_cast<const char*>(b),
+                         b == nullptr ? 0 : sqlite3_column_bytes(st, i));
       }
       out.push_back(std::move(row));
     }
@@ -208,14 +209,14 @@ void Reset() {
 
 // --- Generators -------------------------------------------------------------------------------
 
-const char* const kCollections[] = {"record", "site", "project", "partner",
-                                    "", "records", "Record", "device", "token", "user"};
+const char* const kCollections[] = {"record",  "site",   "project", "partner", "",
+                                    "records", "Record", "device",  "token",   "user"};
 
 // Every document path of `type`: its fields, a oneof member's fields one level down, the
 // tombstone, and paths that name nothing.
 std::vector<std::string> PathsOf(const Descriptor& type) {
-  std::vector<std::string> out = {sync::kDeletedPath, "", ".", "nope", "audit.version",
-                                  "well.nope", "id.x"};
+  std::vector<std::string> out = {sync::kDeletedPath, "",          ".",   "nope",
+                                  "audit.version",    "well.nope", "id.x"};
   for (int i = 0; i < type.field_count(); ++i) {
     const FieldDescriptor* f = type.field(i);
     out.push_back(f->name());
@@ -251,7 +252,8 @@ std::string SomeId(FuzzedDataProvider& in) {
     case 0:
     case 1:
     case 2:
-      if (!s.docs.empty()) return s.docs[in.ConsumeIntegralInRange<size_t>(0, s.docs.size() - 1)].id;
+      if (!s.docs.empty())
+        return s.docs[in.ConsumeIntegralInRange<size_t>(0, s.docs.size() - 1)].id;
       return NewId(in);
     case 3:
       return NewId(in);
@@ -263,10 +265,31 @@ std::string SomeId(FuzzedDataProvider& in) {
 }
 
 std::string SomeString(FuzzedDataProvider& in) {
-  static const char* const kSpecial[] = {
-      "2026-06-01", "2099-01-01", "2150-06-01", "1900-01-01", "2026-02-30", "not a date",
-      "KE", "UG", "XX", "USD", "KES", "", " ", "6/18", "6/60", "CF", "HM", "PL", "NPL",
-      "0.3", "=cmd|' /C calc'!A0", "\xff\xfe\xfd", "caf\xc3", "\xed\xa0\x80", "a\0b"};
+  static const char* const kSpecial[] = {"2026-06-01",
+                                         "2099-01-01",
+                                         "2150-06-01",
+                                         "1900-01-01",
+                                         "2026-02-30",
+                                         "not a date",
+                                         "KE",
+                                         "UG",
+                                         "XX",
+                                         "USD",
+                                         "KES",
+                                         "",
+                                         " ",
+                                         "6/18",
+                                         "6/60",
+                                         "CF",
+                                         "HM",
+                                         "PL",
+                                         "NPL",
+                                         "0.3",
+                                         "=cmd|' /C calc'!A0",
+                                         "\xff\xfe\xfd",
+                                         "caf\xc3",
+                                         "\xed\xa0\x80",
+                                         "a\0b"};
   switch (in.ConsumeIntegralInRange(0, 4)) {
     case 0:
       return kSpecial[in.ConsumeIntegralInRange<size_t>(0, std::size(kSpecial) - 1)];
@@ -280,11 +303,22 @@ std::string SomeString(FuzzedDataProvider& in) {
 }
 
 double SomeDouble(FuzzedDataProvider& in) {
-  static const double kSpecial[] = {0, -0.0, 1, -1, 20, 30, 137.25, 1e308, -1e308, 1e-300,
+  static const double kSpecial[] = {0,
+                                    -0.0,
+                                    1,
+                                    -1,
+                                    20,
+                                    30,
+                                    137.25,
+                                    1e308,
+                                    -1e308,
+                                    1e-300,
                                     std::numeric_limits<double>::infinity(),
                                     -std::numeric_limits<double>::infinity(),
-                                    std::numeric_limits<double>::quiet_NaN(), 4.9e-324};
-  if (in.ConsumeBool()) return kSpecial[in.ConsumeIntegralInRange<size_t>(0, std::size(kSpecial) - 1)];
+                                    std::numeric_limits<double>::quiet_NaN(),
+                                    4.9e-324};
+  if (in.ConsumeBool())
+    return kSpecial[in.ConsumeIntegralInRange<size_t>(0, std::size(kSpecial) - 1)];
   return in.ConsumeFloatingPoint<double>();
 }
 
@@ -346,8 +380,9 @@ void SetOne(FuzzedDataProvider& in, Message* m, const FieldDescriptor* f, int de
     }
     case FieldDescriptor::CPPTYPE_ENUM: {
       const auto* e = f->enum_type();
-      int v = in.ConsumeBool() ? e->value(in.ConsumeIntegralInRange(0, e->value_count() - 1))->number()
-                               : SomeInt<int32_t>(in);
+      int v = in.ConsumeBool()
+                  ? e->value(in.ConsumeIntegralInRange(0, e->value_count() - 1))->number()
+                  : SomeInt<int32_t>(in);
       rep ? r->AddEnumValue(m, f, v) : r->SetEnumValue(m, f, v);
       break;
     }
@@ -446,9 +481,7 @@ std::string SomeValue(FuzzedDataProvider& in, const std::string& collection,
       std::unique_ptr<Message> holder;
       const FieldDescriptor* f = resolved.field;
       if (resolved.member != nullptr) {
-        holder.reset(prototype->GetReflection()
-                         ->GetMessage(*prototype, resolved.member)
-                         .New());
+        holder.reset(prototype->GetReflection()->GetMessage(*prototype, resolved.member).New());
       } else {
         holder.reset(prototype->New());
       }
@@ -541,17 +574,20 @@ v1::PushRequest Generate(FuzzedDataProvider& in, const Pusher& pusher, int64_t a
         ++seq;  // in order
     }
     c->set_device_seq(seq);
-    std::string collection = in.ConsumeIntegralInRange(0, 9) < 8
-                                 ? kCollections[in.ConsumeIntegralInRange(0, 3)]
-                                 : (in.ConsumeBool() ? kCollections[in.ConsumeIntegralInRange<size_t>(
-                                                           4, std::size(kCollections) - 1)]
-                                                     : in.ConsumeRandomLengthString(12));
+    std::string collection =
+        in.ConsumeIntegralInRange(0, 9) < 8
+            ? kCollections[in.ConsumeIntegralInRange(0, 3)]
+            : (in.ConsumeBool()
+                   ? kCollections[in.ConsumeIntegralInRange<size_t>(4, std::size(kCollections) - 1)]
+                   : in.ConsumeRandomLengthString(12));
     // FIELDSYNC_FUZZ_SKIP_COLLECTIONS=a,b: aim those changes at "record" instead, to look past
     // known findings while their fix is on its way.
     static const std::string skip =
-        absl::StrCat(",", std::getenv("FIELDSYNC_FUZZ_SKIP_COLLECTIONS") == nullptr
-                              ? ""
-                              : std::getenv("FIELDSYNC_FUZZ_SKIP_COLLECTIONS"), ",");
+        absl::StrCat(",",
+                     std::getenv("FIELDSYNC_FUZZ_SKIP_COLLECTIONS") == nullptr
+                         ? ""
+                         : std::getenv("FIELDSYNC_FUZZ_SKIP_COLLECTIONS"),
+                     ",");
     if (skip.find(absl::StrCat(",", collection, ",")) != std::string::npos) collection = "record";
     c->set_collection(collection);
     c->set_doc_id(SomeDocId(in, collection));
@@ -587,7 +623,8 @@ std::string Untouchable(const Pusher& pusher) {
       out += "\n";
     }
   };
-  add(o.Rows("SELECT collection, doc_id, partner_id, seq, deleted, payload FROM docs WHERE "
+  add(
+      o.Rows("SELECT collection, doc_id, partner_id, seq, deleted, payload FROM docs WHERE "
              "partner_id <> ?1 OR collection IN ('partner', 'project') ORDER BY collection, doc_id",
              &pusher.partner_id));
   add(o.Rows("SELECT id, payload, version FROM partners ORDER BY id"));
@@ -600,8 +637,9 @@ void CheckScopes(int64_t changed_after_seq) {
   if (int64_t n = o.Int("SELECT COUNT(*) FROM change_log WHERE device_id IS NOT NULL AND "
                         "collection NOT IN ('site', 'record')");
       n != 0) {
-    Fail(absl::StrCat(n, " change-log entries of devices name a collection other than site or "
-                         "record"));
+    Fail(absl::StrCat(n,
+                      " change-log entries of devices name a collection other than site or "
+                      "record"));
   }
   if (int64_t n = o.Int("SELECT COUNT(*) FROM records r JOIN projects p ON p.id = r.project_id "
                         "WHERE r.partner_id <> p.partner_id") +
@@ -631,8 +669,8 @@ void CheckScopes(int64_t changed_after_seq) {
   }
   // Documents the batch changed: payload = CanonicalPayload(fields).
   std::string after = absl::StrCat(changed_after_seq);
-  for (const auto& row : o.Rows("SELECT collection, doc_id, payload FROM docs WHERE seq > ?1",
-                                &after)) {
+  for (const auto& row :
+       o.Rows("SELECT collection, doc_id, payload FROM docs WHERE seq > ?1", &after)) {
     sync::Document doc{row[0], row[1], {}};
     std::string key = row[0] + '\x1f' + row[1];
     for (const auto& f : o.Rows("SELECT path, value, hlc FROM doc_fields WHERE collection || "
@@ -644,11 +682,11 @@ void CheckScopes(int64_t changed_after_seq) {
     }
     absl::StatusOr<std::string> payload = sync::CanonicalPayload(doc);
     if (!payload.ok()) {
-      Fail(absl::StrCat("stored fields of ", row[0], " ", row[1], " do not assemble: ",
-                        payload.status().ToString()));
+      Fail(absl::StrCat("stored fields of ", row[0], " ", row[1],
+                        " do not assemble: ", payload.status().ToString()));
     }
-    if (*payload != row[2]) Fail(absl::StrCat("payload of ", row[0], " ", row[1],
-                                              " differs from its fields"));
+    if (*payload != row[2])
+      Fail(absl::StrCat("payload of ", row[0], " ", row[1], " differs from its fields"));
   }
 }
 
@@ -673,8 +711,8 @@ void CheckChain(server::Store& store) {
 }  // namespace fieldsync::fuzz
 
 extern "C" int LLVMFuzzerInitialize(int*, char***) {
-  google::protobuf::SetLogHandler([](google::protobuf::LogLevel, const char*, int,
-                                     const std::string&) {});
+  google::protobuf::SetLogHandler(
+      [](google::protobuf::LogLevel, const char*, int, const std::string&) {});
   return 0;
 }
 

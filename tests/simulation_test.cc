@@ -1,11 +1,11 @@
 // A deterministic simulation of the whole system (issue 13, "Test the protocol as the field does"):
 // field devices of several partners (the client library, each with its own SQLite store, some
-// sharing one device identity after a re-enrollment or as a byte copy of another's store), HQ writing through TrackerService, a real
-// fieldsyncd that is SIGKILLed, restarted, restored from a backup and runs out of disk, links
-// that cut, delay, black-hole, duplicate (a lost Push response, re-sent) and reorder (a request
-// held in the network and delivered after its retry), device clocks a year off and jumping,
-// concurrent edits that together break a cross-field rule (a well's static water level must not
-// exceed its drilled depth), revoked tokens and devices whose storage is full.
+// sharing one device identity after a re-enrollment or as a byte copy of another's store), HQ
+// writing through TrackerService, a real fieldsyncd that is SIGKILLed, restarted, restored from a
+// backup and runs out of disk, links that cut, delay, black-hole, duplicate (a lost Push response,
+// re-sent) and reorder (a request held in the network and delivered after its retry), device clocks
+// a year off and jumping, concurrent edits that together break a cross-field rule (a well's static
+// water level must not exceed its drilled depth), revoked tokens and devices whose storage is full.
 //
 // Every decision is drawn from one std::mt19937_64 seeded from FIELDSYNC_SIM_SEED (or at random;
 // printed at the start and in every failure), and actions run one at a time, so a seed replays
@@ -107,8 +107,9 @@ struct ServerRejection {
 // The server's rejection log, read behind its back; empty while the table does not exist.
 std::vector<ServerRejection> ServerRejections(const std::string& db) {
   std::vector<ServerRejection> out;
-  if (testing::QueryInt(db, "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND "
-                            "name = 'rejections'") != 1) {
+  if (testing::QueryInt(db,
+                        "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND "
+                        "name = 'rejections'") != 1) {
     return out;
   }
   absl::StatusOr<std::vector<testing::SqlRow>> rows =
@@ -179,7 +180,7 @@ struct Store {
   bool revoked = false;
   bool capped = false;  // its storage is (nearly) full
   int64_t capped_until = 0;
-  bool held = false;    // requests held in the link, released after the next sync
+  bool held = false;  // requests held in the link, released after the next sync
   int64_t syncs_ok = 0, syncs_failed = 0;
   std::map<std::string, int64_t> sync_errors;  // code name -> count
 };
@@ -386,8 +387,8 @@ void Simulation::Setup() {
         hq_->CreateProject(partner_ids_[p], v1::PROJECT_KIND_WELL, countries[p], "Wells").id());
     for (int d = 0; d < kDevicesPerPartner[p]; ++d) {
       std::string device_id;
-      std::string code = hq_->EnrollmentCode(partner_ids_[p], absl::StrCat("tablet ", p, d),
-                                             &device_id);
+      std::string code =
+          hq_->EnrollmentCode(partner_ids_[p], absl::StrCat("tablet ", p, d), &device_id);
       Store* s = NewStore(p, code, device_id);
       ASSERT_NE(s, nullptr);
       ASSERT_OK(s->client->Sync()) << s->name << ": first sync";
@@ -445,8 +446,8 @@ bool PickLocalRecord(Client& c, std::mt19937_64& rng, v1::Record* out) {
   req.set_page_size(1000);
   absl::StatusOr<v1::ListRecordsResponse> list = c.ListRecords(req);
   if (!list.ok() || list->records_size() == 0) return false;
-  *out = list->records(static_cast<int>(
-      std::uniform_int_distribution<int>(0, list->records_size() - 1)(rng)));
+  *out = list->records(
+      static_cast<int>(std::uniform_int_distribution<int>(0, list->records_size() - 1)(rng)));
   return true;
 }
 
@@ -500,8 +501,8 @@ void Simulation::DeviceDeletes(Store& s) {
     ++stats_[absl::StrCat("local delete refused: ", absl::StatusCodeToString(done.code()))];
     return;
   }
-  edits_.push_back(Edit{s.name, s.device_id, r.id(), sync::kDeletedPath, "\x01", round_,
-                        restores_, false});
+  edits_.push_back(
+      Edit{s.name, s.device_id, r.id(), sync::kDeletedPath, "\x01", round_, restores_, false});
   ++stats_["device deletes"];
 }
 
@@ -937,8 +938,8 @@ void Simulation::Quiesce() {
           continue;
         }
         if (pass == 3 && attempt == 2) {
-          Finding("blocked", absl::StrCat(s->name, ": last sync failed: ",
-                                          done.status().ToString()));
+          Finding("blocked",
+                  absl::StrCat(s->name, ": last sync failed: ", done.status().ToString()));
         }
       }
     }
@@ -1007,8 +1008,8 @@ void Simulation::CheckNothingLost() {
       if (st->name != e.writer) continue;
       absl::StatusOr<client::ClientStatus> status = st->client->Status();
       const bool pending = status.ok() && status->pending_changes > 0;
-      why = absl::StrCat(pending ? " (its store still holds changes in a blocked outbox" :
-                                   " (SILENTLY: its store has nothing pending",
+      why = absl::StrCat(pending ? " (its store still holds changes in a blocked outbox"
+                                 : " (SILENTLY: its store has nothing pending",
                          st->revoked ? "; its token is revoked)" : ")");
       ++stats_[pending ? "lost edits: still in a blocked outbox" : "lost edits: silently"];
     }
@@ -1056,9 +1057,9 @@ void Simulation::CheckConvergence() {
         reference = std::move(docs);
         reference_name = s->name;
       } else if (docs != reference) {
-        Finding("converged", absl::StrCat(s->name, " shows ", docs.size(),
-                                          " documents that differ from what ", reference_name,
-                                          " shows (", reference.size(), ")"));
+        Finding("converged",
+                absl::StrCat(s->name, " shows ", docs.size(), " documents that differ from what ",
+                             reference_name, " shows (", reference.size(), ")"));
       }
     }
   }
@@ -1083,8 +1084,8 @@ void Simulation::CheckScope() {
       if (!page.ok()) break;
       for (const v1::Record& r : page->records()) {
         if (r.project_id() != project_ids_[p]) {
-          Finding("scope", absl::StrCat(s->name, " holds record ", r.id(), " of project ",
-                                        r.project_id()));
+          Finding("scope",
+                  absl::StrCat(s->name, " holds record ", r.id(), " of project ", r.project_id()));
         }
       }
       if (page->next_page_token().empty()) break;
