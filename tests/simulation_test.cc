@@ -27,7 +27,7 @@
 // and every finding named by its invariant.
 //
 //   FIELDSYNC_SIM_SEED=N      replay one run
-//   FIELDSYNC_SIM_ROUNDS=N    actions per run (default 600)
+//   FIELDSYNC_SIM_ROUNDS=N    actions per run (default 600; 300 under FIELDSYNC_SANITIZER_BUILD)
 //   FIELDSYNC_SIM_SECONDS=S   stop the action loop after S seconds (default 90)
 //   FIELDSYNC_SIM_RUNS=N      independent runs, seeds seed, seed+1, ... (default 1)
 //
@@ -1147,7 +1147,9 @@ std::string Simulation::Summary() const {
 TEST(Simulation, EveryEditLandsNothingBlocksStoresConvergeScopesHoldChainVerifies) {
   const uint64_t first_seed = static_cast<uint64_t>(
       EnvInt("FIELDSYNC_SIM_SEED", static_cast<int64_t>(std::random_device{}() & 0x7fffffff)));
-  const int64_t rounds = EnvInt("FIELDSYNC_SIM_ROUNDS", 600);
+  // Under ASan (scripts/test-sanitizers) each round costs about twice as much: half as many.
+  const int64_t rounds = EnvInt("FIELDSYNC_SIM_ROUNDS",
+                                std::getenv("FIELDSYNC_SANITIZER_BUILD") != nullptr ? 300 : 600);
   const int64_t seconds = EnvInt("FIELDSYNC_SIM_SECONDS", 90);
   const int64_t runs = EnvInt("FIELDSYNC_SIM_RUNS", 1);
   for (int64_t run = 0; run < runs; ++run) {
