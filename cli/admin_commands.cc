@@ -153,6 +153,12 @@ absl::Status RunDevicesList(Invocation& inv) {
        [](const v1::Device& d) {
          return d.has_last_sync_at() ? FormatTimestamp(d.last_sync_at()) : "never";
        }},
+      {{"STATE"},
+       [](const v1::Device& d) {
+         return d.has_disabled_at()
+                    ? absl::StrCat("disabled since ", FormatTimestamp(d.disabled_at()))
+                    : std::string("enabled");
+       }},
   };
   v1::ListDevicesRequest request;
   request.set_partner_id(inv.flags().Get("partner"));
@@ -192,6 +198,26 @@ absl::Status RunDevicesEnrollCode(Invocation& inv) {
             << "On the device, run:\n"
             << "  fieldsync device enroll --code " << response.code() << " --server "
             << inv.options().server << "\n";
+  return absl::OkStatus();
+}
+
+absl::Status RunDevicesDisable(Invocation& inv) {
+  v1::DisableDeviceRequest request;
+  request.set_id(inv.arg(0));
+  v1::Device device;
+  FS_RETURN_IF_ERROR(inv.Call(absl::StrCat("disable device ", inv.arg(0)),
+                              &AdminStub::DisableDevice, request, &device));
+  inv.Print(device);
+  return absl::OkStatus();
+}
+
+absl::Status RunDevicesEnable(Invocation& inv) {
+  v1::EnableDeviceRequest request;
+  request.set_id(inv.arg(0));
+  v1::Device device;
+  FS_RETURN_IF_ERROR(inv.Call(absl::StrCat("enable device ", inv.arg(0)), &AdminStub::EnableDevice,
+                              request, &device));
+  inv.Print(device);
   return absl::OkStatus();
 }
 

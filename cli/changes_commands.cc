@@ -78,6 +78,41 @@ absl::Status RunConflictsList(Invocation& inv) {
                       &v1::ListConflictsResponse::conflicts, *kColumns);
 }
 
+absl::Status RunRejectionsList(Invocation& inv) {
+  static const auto* const kColumns = new std::vector<Column<v1::RejectedChange>>{
+      {{"ID"}, [](const v1::RejectedChange& r) { return r.id(); }},
+      {{"STATUS"}, [](const v1::RejectedChange& r) { return EnumLabel(r.status()); }},
+      {{"RECEIVED"},
+       [](const v1::RejectedChange& r) { return FormatTimestamp(r.received_at()); }},
+      {{"DEVICE"}, [](const v1::RejectedChange& r) { return r.device_id(); }},
+      {{"SEQ"}, [](const v1::RejectedChange& r) { return absl::StrCat(r.device_seq()); }},
+      {{"DOCUMENT"},
+       [](const v1::RejectedChange& r) { return absl::StrCat(r.collection(), " ", r.doc_id()); }},
+      {{"REASON", 60}, [](const v1::RejectedChange& r) { return r.reason(); }},
+  };
+  v1::ListRejectionsRequest request;
+  if (inv.flags().Has("open")) request.set_status(v1::CONFLICT_STATUS_OPEN);
+  request.set_device_id(inv.flags().Get("device"));
+  return ListAndPrint(inv, "rejections", &TrackerStub::ListRejections, request,
+                      &v1::ListRejectionsResponse::rejections, *kColumns);
+}
+
+absl::Status RunRejectionsResolve(Invocation& inv) {
+  v1::ResolveRejectionRequest request;
+  request.set_id(inv.arg(0));
+  request.set_note(inv.flags().Get("note"));
+  v1::RejectedChange rejection;
+  FS_RETURN_IF_ERROR(inv.Call(absl::StrCat("resolve rejection ", inv.arg(0)),
+                              &TrackerStub::ResolveRejection, request, &rejection));
+  if (inv.json()) {
+    PrintJson(inv.out(), rejection);
+    return absl::OkStatus();
+  }
+  inv.out() << "Resolved rejection " << rejection.id() << " (" << rejection.collection() << " "
+            << rejection.doc_id() << " from device " << rejection.device_id() << ").\n";
+  return absl::OkStatus();
+}
+
 absl::Status RunConflictsResolve(Invocation& inv) {
   const bool keep = inv.flags().Has("keep-winner");
   if (keep == inv.flags().Has("take-loser")) {

@@ -10,6 +10,7 @@
 #include "cli/help.h"
 #include "cli/values.h"
 #include "fieldsync/base/status_macros.h"
+#include "fieldsync/client.h"
 
 #ifndef FIELDSYNC_VERSION
 #define FIELDSYNC_VERSION "unknown"
@@ -31,7 +32,10 @@ absl::StatusOr<GlobalOptions> ResolveGlobalOptions(const FlagValues& flags,
   } else if (!env.server.empty()) {
     options.server = env.server;
   }
-  if (options.server.empty()) return UsageError("--server: must be HOST:PORT, got ''");
+  if (absl::Status address = client::CheckServerAddress(options.server); !address.ok()) {
+    return UsageError(absl::StrCat(flags.Has("server") ? "--server" : "FIELDSYNC_SERVER", ": ",
+                                   address.message()));
+  }
 
   const bool token_flag = flags.Has("token");
   // A token pasted from a file often ends in a newline; it is never part of the secret.

@@ -10,6 +10,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "cli/cli.h"
+#include "cli/errors.h"
 
 namespace fieldsync::cli {
 namespace {
@@ -145,6 +146,59 @@ TEST(CliOfflineTest, MissingTokenExits4BeforeCalling) {
                                 "token with --token TOKEN or set FIELDSYNC_TOKEN"));
 }
 
+// RESOURCE_EXHAUSTED has two causes a user must act on differently: the per-device rate limit
+// (wait as asked) and a server that cannot store anything (a full disk: HQ must act).
+TEST(CliOfflineTest, RateLimitIsToldApartFromAFullServer) {
+  EXPECT_TRUE(IsRateLimited(absl::ResourceExhaustedError(
+      "Push: device sync calls per minute exceeded (60); retry after 850 ms (gave up after 8 "
+      "attempts without progress)")));
+  EXPECT_FALSE(IsRateLimited(
+      absl::ResourceExhaustedError("Enroll: database or disk is full (in: INSERT INTO tokens)")));
+  EXPECT_FALSE(IsRateLimited(absl::ResourceExhaustedError("postgresql: could not extend file")));
+  EXPECT_FALSE(IsRateLimited(absl::UnavailableError("retry after 5 ms")));
+}
+
+// A server address is HOST:PORT with a port from 1 to 65535 (gRPC would silently take 70000 as
+// 70000 - 65536), an IPv6 address in brackets; the message names the option it came from.
+TEST(CliOfflineTest, ServerAddressIsCheckedNamingTheOption) {
+  struct Case {
+    std::string server;
+    std::string message;
+  };
+  const std::vector<Case> bad = {
+      {"hq.example.org",
+       "fieldsync: --server: must be HOST:PORT (an IPv6 address in brackets: "
+       "[::1]:50051), got 'hq.example.org': no port (e.g. hq.example.org:50051)"},
+      {"127.0.0.1:70000", "the port must be a number from 1 to 65535, not '70000'"},
+      {"127.0.0.1:65536", "the port must be a number from 1 to 65535, not '65536'"},
+      {"127.0.0.1:0", "the port must be a number from 1 to 65535, not '0'"},
+      {"127.0.0.1:", "the port must be a number from 1 to 65535, not ''"},
+      {"127.0.0.1:5o051", "the port must be a number from 1 to 65535, not '5o051'"},
+      {":50051", "no host"},
+      {"::1:50051", "an IPv6 address goes in brackets, e.g. [::1]:50051"},
+      {"[::1]", "no ':PORT' after the ']'"},
+      {"[::1:50051", "no ']' after the IPv6 address"},
+      {"hq example:50051", "' ' cannot be part of a host name"},
+  };
+  for (const Case& c : bad) {
+    RunResult r = RunFieldsync({"whoami", "--server", c.server, "--token", "fs_x"});
+    EXPECT_EQ(r.code, 2) << c.server << ": " << r.err;
+    EXPECT_THAT(r.err, StartsWith("fieldsync: --server: ")) << c.server;
+    EXPECT_THAT(r.err, HasSubstr(c.message)) << c.server;
+  }
+  // From the environment: named as such.
+  RunResult r = RunFieldsync({"whoami", "--token", "fs_x"}, {"localhost", ""});
+  EXPECT_EQ(r.code, 2) << r.err;
+  EXPECT_THAT(r.err, StartsWith("fieldsync: FIELDSYNC_SERVER: must be HOST:PORT")) << r.err;
+  // Good addresses pass the check and get as far as the missing token (exit 4, no call made).
+  for (const std::string good : {"127.0.0.1:1", "localhost:65535", "[::1]:50051",
+                                 "hq-1.example.org:443", "[fe80::1%eth0]:50051"}) {
+    r = RunFieldsync({"projects", "list", "--server", good});
+    EXPECT_EQ(r.code, 4) << good << ": " << r.err;
+    EXPECT_THAT(r.err, StartsWith("fieldsync: list projects: no token given")) << good;
+  }
+}
+
 TEST(CliOfflineTest, TokenFlagOverridesEnvironmentAndIsChecked) {
   RunResult r = RunFieldsync({"whoami", "--token", "fs bad"}, {"127.0.0.1:1", "fs_env"});
   EXPECT_EQ(r.code, 2);
@@ -208,8 +262,8 @@ TEST(CliOfflineTest, RecordFromStdinIsParsedBeforeCalling) {
 TEST(CliOfflineTest, HelpListsFieldAndHqCommands) {
   RunResult top = RunFieldsync({"--help"});
   EXPECT_EQ(top.code, 0);
-  EXPECT_THAT(top.out, HasSubstr("device enroll|status|records "));
-  EXPECT_THAT(top.out, HasSubstr("devices list|create|enroll-code "));
+  EXPECT_THAT(top.out, HasSubstr("device enroll|set-server|status|rejections|records "));
+  EXPECT_THAT(top.out, HasSubstr("devices list|create|enroll-code|disable|enable "));
   EXPECT_THAT(top.out, HasSubstr("records list|get|create|update|delete "));
   EXPECT_THAT(top.out, HasSubstr("conflicts list|resolve "));
   EXPECT_THAT(top.out, HasSubstr("\n  sync "));
@@ -245,7 +299,7 @@ TEST(CliOfflineTest, ThreeWordCommandsParseAndHintByGroup) {
   EXPECT_EQ(r.code, 2);
   EXPECT_EQ(r.err,
             "fieldsync: unknown command 'device recrods'\n"
-            "usage: fieldsync device <enroll|status|records> [options]\n"
+            "usage: fieldsync device <enroll|set-server|status|rejections|records> [options]\n"
             "Run 'fieldsync device --help' for details.\n");
   r = RunFieldsync({"device", "records", "get"});
   EXPECT_EQ(r.code, 2);

@@ -54,6 +54,8 @@ const std::vector<GroupSpec>& Groups() {
       {"records", "Field records: wells, surgeries, donations, expenditures."},
       {"users", "People with access: HQ, auditors, partner staff (admin only)."},
       {"conflicts", "Concurrent edits of one field, kept for HQ to review."},
+      {"rejections", "Pushed changes the server refused, kept whole for review."},
+      {"device rejections", "This device's changes the server refused; resubmit or dismiss."},
       {"devices", "Field devices of partners (admin only)."},
       {"tokens", "Bearer tokens of users and devices (admin only)."},
       {"admin", "Server administration: online backups (admin only)."},
@@ -176,6 +178,21 @@ const std::vector<CommandSpec>& Commands() {
        RunConflictsResolve,
        "Give exactly one of --keep-winner and --take-loser."},
 
+      {"rejections list",
+       {},
+       "List pushed changes the server refused, newest first, with the reason.",
+       WithPagingFlags({{"open", "", "only the rejections waiting for HQ"},
+                        {"device", "ID", "only changes of this device"}}),
+       RunRejectionsList,
+       "A refused change never blocks a device: it is kept here whole (--json shows it), the\n"
+       "device lists it too ('fieldsync device rejections') and can resubmit it amended. A\n"
+       "field device sees only its own."},
+      {"rejections resolve",
+       {"ID"},
+       "Close a rejection once it has been dealt with (admin only).",
+       {{"note", "TEXT", "what was done, kept with the rejection"}},
+       RunRejectionsResolve},
+
       // Indicators.
       {"stats",
        {},
@@ -288,7 +305,16 @@ const std::vector<CommandSpec>& Commands() {
        {{"ttl", "DURATION", "how long the code stays valid: 7d (default), 12h, ...; at most 30d"}},
        RunDevicesEnrollCode,
        "The code is shown only in this output and works once; the device exchanges it for a\n"
-       "token of its own, so no long-lived secret is typed on the device."},
+       "token of its own, so no long-lived secret is typed on the device. A new code replaces\n"
+       "the device's earlier unused ones, and enrolling revokes the device's earlier tokens."},
+      {"devices disable",
+       {"DEVICE_ID"},
+       "Disable a device (lost or stolen): its tokens are refused from the next call on.",
+       {},
+       RunDevicesDisable,
+       "A disabled device cannot sync or enroll; its data and history stay. 'fieldsync\n"
+       "devices enable DEVICE_ID' undoes it (its tokens that were not revoked work again)."},
+      {"devices enable", {"DEVICE_ID"}, "Enable a disabled device again.", {}, RunDevicesEnable},
       {"tokens list",
        {},
        "List tokens (never their secrets).",
@@ -339,14 +365,46 @@ const std::vector<CommandSpec>& Commands() {
        RunDeviceEnroll,
        "Exchanges the code with fieldsyncd at --server (default: $FIELDSYNC_SERVER, else\n"
        "127.0.0.1:50051) for the device's own token, kept in the new database; --token is not\n"
-       "used. The database then syncs with that server only. With --ca-file (or --tls) the\n"
-       "connection uses TLS, and the database then refuses plain text: give --ca-file to 'sync'\n"
-       "too (or set FIELDSYNC_CA_FILE)."},
+       "used. The database then syncs with that server only ('device set-server' moves it).\n"
+       "With --ca-file (or --tls) the connection uses TLS, and once a database has talked TLS\n"
+       "with its server (enrolled or synced) it refuses plain text: give --ca-file to 'sync'\n"
+       "too (or set FIELDSYNC_CA_FILE).\n"
+       "On a database already enrolled whose token HQ revoked, a new code for the same device\n"
+       "enrolls it again, keeping its records and unsent changes (a code for another device is\n"
+       "refused and stays valid); without --server it uses the server the database syncs with."},
+      {"device set-server",
+       {"HOST:PORT"},
+       "Point this device at its server's new address; records and unsent changes stay.",
+       WithDeviceDbFlag({}),
+       RunDeviceSetServer,
+       "Offline: only the database changes; the next 'fieldsync sync' goes to HOST:PORT with\n"
+       "the device's token. A database that has talked TLS keeps using TLS (give --ca-file)."},
       {"device status",
        {},
        "Show the device's sync state: pending changes, last sync, cursor, clock, counts.",
        WithDeviceDbFlag({}),
        RunDeviceStatus,
+       kDeviceHelp},
+      {"device rejections",
+       {},
+       "List this device's changes the server refused, with the reason, newest first.",
+       WithDeviceDbFlag({}),
+       RunDeviceRejections,
+       "A refused change leaves the outbox (it never holds back the others) and waits here.\n"
+       "Fix what the reason names ('device records edit'), then 'device rejections resubmit\n"
+       "ID' sends the refused values again on top of the record as it is now, or 'device\n"
+       "rejections dismiss ID' gives the change up.\n" + std::string(kDeviceHelp)},
+      {"device rejections resubmit",
+       {"ID"},
+       "Queue a refused change's values again as a new edit; 'fieldsync sync' sends it.",
+       WithDeviceDbFlag({}),
+       RunDeviceRejectionResubmit,
+       kDeviceHelp},
+      {"device rejections dismiss",
+       {"ID"},
+       "Give a refused change up (it stays listed as DISMISSED).",
+       WithDeviceDbFlag({}),
+       RunDeviceRejectionDismiss,
        kDeviceHelp},
       {"device records list",
        {},

@@ -30,6 +30,8 @@ absl::Status RunUsersCreate(Invocation& inv);
 absl::Status RunDevicesList(Invocation& inv);
 absl::Status RunDevicesCreate(Invocation& inv);
 absl::Status RunDevicesEnrollCode(Invocation& inv);
+absl::Status RunDevicesDisable(Invocation& inv);
+absl::Status RunDevicesEnable(Invocation& inv);
 absl::Status RunTokensList(Invocation& inv);
 absl::Status RunTokensCreate(Invocation& inv);
 absl::Status RunTokensRevoke(Invocation& inv);
@@ -56,10 +58,16 @@ absl::Status RunRecordsDelete(Invocation& inv);
 // changes_commands.cc: conflicts and the change feed.
 absl::Status RunConflictsList(Invocation& inv);
 absl::Status RunConflictsResolve(Invocation& inv);
+absl::Status RunRejectionsList(Invocation& inv);
+absl::Status RunRejectionsResolve(Invocation& inv);
+absl::Status RunDeviceRejections(Invocation& inv);
+absl::Status RunDeviceRejectionResubmit(Invocation& inv);
+absl::Status RunDeviceRejectionDismiss(Invocation& inv);
 absl::Status RunWatch(Invocation& inv);
 
 // device_commands.cc: a field device's own database (libfieldsync) and sync.
 absl::Status RunDeviceEnroll(Invocation& inv);
+absl::Status RunDeviceSetServer(Invocation& inv);
 absl::Status RunDeviceStatus(Invocation& inv);
 absl::Status RunDeviceRecordsList(Invocation& inv);
 absl::Status RunDeviceRecordsGet(Invocation& inv);

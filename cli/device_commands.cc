@@ -3,6 +3,8 @@
 // keeps its own).
 #include <unistd.h>
 
+#include <limits>
+
 #include <cerrno>
 #include <cstdint>
 #include <cstdio>
@@ -37,6 +39,10 @@ using client::ClientOptions;
 using client::ClientStatus;
 using client::SyncProgress;
 
+constexpr char kTlsOnlyHint[] =
+    "give --ca-file PATH (or set FIELDSYNC_CA_FILE), or --tls for a server certificate from a "
+    "public CA";
+
 constexpr char kEnrollHint[] =
     "enroll this device first with 'fieldsync device enroll --code CODE' (HQ makes codes with "
     "'fieldsync devices enroll-code DEVICE_ID'), or name its database with --device-db PATH or "
@@ -61,6 +67,15 @@ absl::Status NetworkError(absl::string_view what, const std::string& server,
                           const GlobalOptions& options) {
   switch (status.code()) {
     case absl::StatusCode::kUnavailable:
+      if (!options.tls && absl::StrContains(status.message(), "speaks TLS")) {
+        // libfieldsync probed the server after the plain-text connection failed.
+        return WithHint(
+            absl::Status(status.code(),
+                         absl::StrCat(what, ": the server at ", server, " speaks TLS; ", what,
+                                      " with --ca-file FILE: ", status.message())),
+            "FILE is the CA certificate the server's certificate chains to (deploy/make-certs "
+            "writes ca.pem); --tls instead for a certificate from a public CA");
+      }
       if (options.tls && LooksLikeTls(status.message())) {
         GlobalOptions tls = options;
         tls.server = server;
@@ -75,15 +90,33 @@ absl::Status NetworkError(absl::string_view what, const std::string& server,
           unreachable_hint);
     case absl::StatusCode::kUnauthenticated:
     case absl::StatusCode::kPermissionDenied:
+      if (absl::StrContains(status.message(), "disabled")) {
+        return WithHint(
+            Prefixed(absl::StrCat(what, ": the server refused this device's token"), status),
+            "HQ has disabled this device; nothing recorded here is lost, and it syncs again "
+            "once HQ enables it ('fieldsync devices enable DEVICE_ID')");
+      }
       return WithHint(
           Prefixed(absl::StrCat(what, ": the server refused this device's token"), status),
           "HQ may have revoked it: ask HQ for a new code ('fieldsync devices enroll-code "
-          "DEVICE_ID') and enroll a new --device-db with it");
+          "DEVICE_ID') and enroll this database again with it ('fieldsync device enroll --code "
+          "CODE'): its unsent records stay and go with the next sync");
     case absl::StatusCode::kResourceExhausted:
+      if (IsRateLimited(status)) {
+        return WithHint(
+            Prefixed(absl::StrCat(what, ": the server is limiting how often this device syncs"),
+                     status),
+            "nothing is lost; wait as long as the server asks and sync again");
+      }
+      // Not a rate limit: the server could not store the request (its disk or database is
+      // full, or it ran out of memory). The write was rolled back whole.
       return WithHint(
-          Prefixed(absl::StrCat(what, ": the server is limiting how often this device syncs"),
+          Prefixed(absl::StrCat(what,
+                                ": the server could not store this (its storage is full "
+                                "or it is out of resources)"),
                    status),
-          "nothing is lost; wait as long as the server asks and sync again");
+          "nothing was changed on the server and nothing is lost here (an enrollment code stays "
+          "valid); ask HQ to free space on the server, then run this again");
     default:
       return Prefixed(what, status);
   }
@@ -121,8 +154,7 @@ absl::StatusOr<std::unique_ptr<Client>> OpenDevice(const Invocation& inv,
   if (client.status().code() == absl::StatusCode::kFailedPrecondition &&
       absl::StrContains(client.status().message(), "over TLS")) {
     return WithHint(Prefixed(absl::StrCat("open device database ", path), client.status()),
-                    "give --ca-file PATH (or set FIELDSYNC_CA_FILE), or --tls for a server "
-                    "certificate from a public CA");
+                    kTlsOnlyHint);
   }
   if (client.status().code() == absl::StatusCode::kFailedPrecondition) {
     return WithHint(Prefixed(absl::StrCat("open device database ", path), client.status()),
@@ -152,8 +184,16 @@ absl::Status RunDeviceEnroll(Invocation& inv) {
   const std::string path = DeviceDbPath(inv);
   if (path.empty()) return UsageError("--device-db: must name a file, got ''");
   FS_ASSIGN_OR_RETURN(ClientOptions options, ClientOptionsFor(inv));
-  const std::string& server = inv.options().server;
+  std::string server = inv.options().server;
   const bool existed = Exists(path);
+  if (existed && !inv.global_flags().Has("server")) {
+    // A database enrolling again does so with the server it syncs with, unless told otherwise.
+    absl::StatusOr<std::unique_ptr<Client>> current = Client::Open(path, options);
+    if (current.ok()) {
+      absl::StatusOr<ClientStatus> status = (*current)->Status();
+      if (status.ok() && !status->server_address.empty()) server = status->server_address;
+    }
+  }
   absl::StatusOr<std::unique_ptr<Client>> client =
       Client::Enroll(server, inv.flags().Get("code"), path, options);
   if (!client.ok()) {
@@ -167,14 +207,31 @@ absl::Status RunDeviceEnroll(Invocation& inv) {
     const absl::Status& status = client.status();
     switch (status.code()) {
       case absl::StatusCode::kFailedPrecondition:
+        if (absl::StrContains(status.message(), "over TLS")) {
+          return WithHint(Prefixed("enroll", status), kTlsOnlyHint);
+        }
+        if (absl::StrContains(status.message(), "disabled")) {
+          return WithHint(Prefixed("enroll", status),
+                          "HQ has disabled this device; it can enroll once HQ enables it again "
+                          "('fieldsync devices enable DEVICE_ID')");
+        }
+        if (absl::StrContains(status.message(), "another device")) {
+          return WithHint(Prefixed("enroll: the server refused the code", status),
+                          "this database belongs to its own device: ask HQ for a code for that "
+                          "device ('fieldsync device status' shows its id), or enroll the other "
+                          "device with a new --device-db PATH");
+        }
         return WithHint(Prefixed("enroll", status),
-                        "a device database enrolls once; give a new --device-db PATH to enroll "
-                        "another device");
+                        "a device database is enrolled again only once HQ has revoked its token; "
+                        "give a new --device-db PATH to enroll another device");
       case absl::StatusCode::kNotFound:
       case absl::StatusCode::kInvalidArgument:
         return WithHint(Prefixed("enroll: the server refused the code", status),
                         "codes are single-use and expire; HQ makes a new one with 'fieldsync "
                         "devices enroll-code DEVICE_ID'");
+      case absl::StatusCode::kUnauthenticated:
+        // Only the check of an enrolled database's token gives this; say it as it is.
+        return Prefixed("enroll", status);
       default:
         return NetworkError("enroll", server, status,
                             "check --server; the code stays valid until it is used or expires",
@@ -195,6 +252,28 @@ absl::Status RunDeviceEnroll(Invocation& inv) {
             << ") with fieldsyncd at " << status->server_address << ".\n"
             << "Its data is kept in " << path
             << "; run 'fieldsync sync' to receive its partner's projects.\n";
+  return absl::OkStatus();
+}
+
+absl::Status RunDeviceSetServer(Invocation& inv) {
+  const std::string& address = inv.arg(0);
+  if (absl::Status s = client::CheckServerAddress(address); !s.ok()) {
+    return UsageError(absl::StrCat("HOST:PORT: ", s.message()));
+  }
+  FS_ASSIGN_OR_RETURN(std::unique_ptr<Client> client, OpenDevice(inv));
+  absl::StatusOr<ClientStatus> before = client->Status();
+  FS_RETURN_IF_ERROR(Prefixed("set server", before.status()));
+  FS_RETURN_IF_ERROR(Prefixed("set server", client->SetServerAddress(address)));
+  if (inv.json()) {
+    PrintJson(inv.out(), JsonObject()
+                             .AddString("device_id", before->device_id)
+                             .AddString("server_address", address)
+                             .AddString("previous_server_address", before->server_address)
+                             .AddString("device_db", DeviceDbPath(inv)));
+    return absl::OkStatus();
+  }
+  inv.out() << "This device now syncs with fieldsyncd at " << address << " (was "
+            << before->server_address << "); its records and unsent changes stay.\n";
   return absl::OkStatus();
 }
 
@@ -312,6 +391,60 @@ absl::Status RunDeviceRecordsDelete(Invocation& inv) {
   return absl::OkStatus();
 }
 
+absl::Status RunDeviceRejections(Invocation& inv) {
+  FS_ASSIGN_OR_RETURN(std::unique_ptr<Client> client, OpenDevice(inv));
+  absl::StatusOr<std::vector<client::Rejection>> rejections = client->Rejections();
+  FS_RETURN_IF_ERROR(Prefixed("device rejections", rejections.status()));
+  if (inv.json()) {
+    for (const client::Rejection& r : *rejections) {
+      PrintJson(inv.out(), JsonObject()
+                               .AddInt("id", r.id)
+                               .AddString("status", r.status)
+                               .AddInt("device_seq", r.device_seq)
+                               .AddString("collection", r.collection)
+                               .AddString("doc_id", r.doc_id)
+                               .AddInt("code", r.code)
+                               .AddString("reason", r.reason)
+                               .AddString("rejected_at", FormatUnixMillis(r.rejected_at_ms))
+                               .AddMessage("change", r.change));
+    }
+    return absl::OkStatus();
+  }
+  if (rejections->empty()) {
+    inv.out() << "No refused changes on this device.\n";
+    return absl::OkStatus();
+  }
+  for (const client::Rejection& r : *rejections) {
+    inv.out() << r.id << "  " << r.status << "  " << FormatUnixMillis(r.rejected_at_ms) << "  "
+              << r.collection << " " << r.doc_id << "\n    " << r.reason << "\n";
+  }
+  return absl::OkStatus();
+}
+
+namespace {
+
+absl::StatusOr<int64_t> RejectionId(Invocation& inv) {
+  return ParseInt("ID", inv.arg(0), 1, std::numeric_limits<int64_t>::max());
+}
+
+}  // namespace
+
+absl::Status RunDeviceRejectionResubmit(Invocation& inv) {
+  FS_ASSIGN_OR_RETURN(int64_t id, RejectionId(inv));
+  FS_ASSIGN_OR_RETURN(std::unique_ptr<Client> client, OpenDevice(inv));
+  FS_RETURN_IF_ERROR(Prefixed("resubmit", client->ResubmitRejection(id)));
+  inv.out() << "Queued refused change " << id << " again; 'fieldsync sync' sends it.\n";
+  return absl::OkStatus();
+}
+
+absl::Status RunDeviceRejectionDismiss(Invocation& inv) {
+  FS_ASSIGN_OR_RETURN(int64_t id, RejectionId(inv));
+  FS_ASSIGN_OR_RETURN(std::unique_ptr<Client> client, OpenDevice(inv));
+  FS_RETURN_IF_ERROR(Prefixed("dismiss", client->DismissRejection(id)));
+  inv.out() << "Dismissed refused change " << id << ".\n";
+  return absl::OkStatus();
+}
+
 absl::Status RunSync(Invocation& inv) {
   FS_ASSIGN_OR_RETURN(ClientOptions options, ClientOptionsFor(inv));
   if (inv.flags().Has("attempts")) {
@@ -367,7 +500,9 @@ absl::Status RunSync(Invocation& inv) {
                              .AddInt("retries", done->retries)
                              .AddBool("repaired", done->repaired)
                              .AddBool("rebased", done->rebased)
-                             .AddInt("resent_documents", done->resent_documents));
+                             .AddInt("resent_documents", done->resent_documents)
+                             .AddInt("changes_refused", done->changes_refused)
+                             .AddInt("changes_flagged", done->changes_flagged));
     return absl::OkStatus();
   }
   inv.out() << "Synced with " << server << ": pushed " << Counted(done->changes_pushed, "change")
@@ -376,6 +511,15 @@ absl::Status RunSync(Invocation& inv) {
   if (done->retries > 0) inv.out() << ", " << Counted(done->retries, "retry", "retries");
   if (done->repaired) inv.out() << "; the local copy was repaired by a full re-pull";
   inv.out() << ".\n";
+  if (done->changes_refused > 0) {
+    inv.out() << "The server refused " << Counted(done->changes_refused, "change")
+              << ": see 'fieldsync device rejections' (nothing else waits for them).\n";
+  }
+  if (done->changes_flagged > 0) {
+    inv.out() << Counted(done->changes_flagged, "change")
+              << " merged with another writer's edit into a record that breaks a rule; "
+                 "HQ reviews it ('fieldsync conflicts list').\n";
+  }
   if (done->rebased) {
     inv.out() << "The server was restored from a backup: resent "
               << Counted(done->resent_documents, "document")

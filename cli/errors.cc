@@ -1,6 +1,7 @@
 #include "cli/errors.h"
 
 #include "absl/strings/cord.h"
+#include "absl/strings/match.h"
 
 namespace fieldsync::cli {
 namespace {
@@ -25,6 +26,11 @@ bool IsUsageError(const absl::Status& status) {
 absl::Status WithHint(absl::Status status, absl::string_view hint) {
   if (!status.ok()) status.SetPayload(kHintPayload, absl::Cord(hint));
   return status;
+}
+
+bool IsRateLimited(const absl::Status& status) {
+  return status.code() == absl::StatusCode::kResourceExhausted &&
+         absl::StrContains(status.message(), "retry after ");
 }
 
 int ExitCodeFor(const absl::Status& status) {

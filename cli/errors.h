@@ -41,6 +41,12 @@ bool IsUsageError(const absl::Status& status);
 // code (e.g. "enroll this device first" where FAILED_PRECONDITION would suggest a retry).
 absl::Status WithHint(absl::Status status, absl::string_view hint);
 
+// True for the server's per-device rate limit (RESOURCE_EXHAUSTED whose message carries the
+// limiter's "retry after N ms", server/rate_limit.cc); false for the other RESOURCE_EXHAUSTED
+// causes, above all a server whose disk or database is full ("database or disk is full"), which
+// waiting out a rate limit would not cure.
+bool IsRateLimited(const absl::Status& status);
+
 // The exit code for a failed (or OK) status, as listed above.
 int ExitCodeFor(const absl::Status& status);
 

@@ -1,5 +1,6 @@
 #include "cli/invocation.h"
 
+#include <algorithm>
 #include <cerrno>
 #include <chrono>
 #include <cstring>
@@ -11,6 +12,7 @@
 #include "absl/strings/str_cat.h"
 #include "cli/errors.h"
 #include "cli/output.h"
+#include "fieldsync/client.h"
 
 namespace fieldsync::cli {
 namespace {
@@ -164,6 +166,16 @@ absl::Status Invocation::FromGrpc(absl::string_view what, const grpc::Status& st
   }
   if (options_.tls && LooksLikeTls(detail)) {
     return absl::Status(code, absl::StrCat(what, ": ", TlsFailure(options_), ": ", detail));
+  }
+  // Plain text refused: tell a server that speaks TLS from one that is not running.
+  if (!options_.tls &&
+      client::ServerSpeaksTls(
+          options_.server, std::min<int64_t>(2000, absl::ToInt64Milliseconds(options_.timeout)))) {
+    return WithHint(
+        absl::Status(code, absl::StrCat(what, ": the server at ", options_.server,
+                                        " speaks TLS; connect with --ca-file FILE: ", detail)),
+        "FILE is the CA certificate the server's certificate chains to (deploy/make-certs writes "
+        "ca.pem); --tls instead for a certificate from a public CA");
   }
   return absl::Status(code, absl::StrCat(what, ": cannot reach fieldsyncd at ", options_.server,
                                          " (is it running?): ", detail));

@@ -354,6 +354,8 @@ fs_status fs_sync(fs_client* client, fs_progress_fn progress, void* ctx) {
         c.retries = p.retries;
         c.repaired = p.repaired ? 1 : 0;
         c.resent_documents = p.resent_documents;
+        c.changes_refused = p.changes_refused;
+        c.changes_flagged = p.changes_flagged;
         progress(&c, ctx);
       };
     }
@@ -367,6 +369,15 @@ void fs_cancel_sync(fs_client* client) {
     client->client->Cancel();
   } catch (...) {
   }
+}
+
+fs_status fs_client_set_server(fs_client* client, const char* server_address) {
+  return Guard(client, [&]() -> absl::Status {
+    if (server_address == nullptr) {
+      return absl::InvalidArgumentError("server_address: must not be NULL");
+    }
+    return client->client->SetServerAddress(server_address);
+  });
 }
 
 fs_status fs_status_json(fs_client* client, char** out_json, size_t* out_len) {
@@ -390,6 +401,43 @@ fs_status fs_status_json(fs_client* client, char** out_json, size_t* out_len) {
     f["records"].set_number_value(static_cast<double>(st->records));
     return Emit(absl::StatusOr<google::protobuf::Struct>(s), out_json, out_len);
   });
+}
+
+fs_status fs_rejections_json(fs_client* client, char** out_json, size_t* out_len) {
+  ClearOut(out_json, out_len);
+  return Guard(client, [&]() -> absl::Status {
+    absl::StatusOr<std::vector<fieldsync::client::Rejection>> listed = client->client->Rejections();
+    if (!listed.ok()) return listed.status();
+    google::protobuf::Struct out;
+    google::protobuf::ListValue* list = (*out.mutable_fields())["rejections"].mutable_list_value();
+    for (const fieldsync::client::Rejection& r : *listed) {
+      google::protobuf::Struct* item = list->add_values()->mutable_struct_value();
+      auto& f = *item->mutable_fields();
+      f["id"].set_number_value(static_cast<double>(r.id));
+      f["deviceSeq"].set_number_value(static_cast<double>(r.device_seq));
+      f["collection"].set_string_value(r.collection);
+      f["docId"].set_string_value(r.doc_id);
+      f["code"].set_number_value(r.code);
+      f["reason"].set_string_value(r.reason);
+      f["rejectedAtMs"].set_number_value(static_cast<double>(r.rejected_at_ms));
+      f["status"].set_string_value(r.status);
+      std::string change_json;
+      google::protobuf::Struct change;
+      if (google::protobuf::util::MessageToJsonString(r.change, &change_json).ok() &&
+          google::protobuf::util::JsonStringToMessage(change_json, &change).ok()) {
+        *f["change"].mutable_struct_value() = change;
+      }
+    }
+    return Emit(absl::StatusOr<google::protobuf::Struct>(out), out_json, out_len);
+  });
+}
+
+fs_status fs_rejection_resubmit(fs_client* client, int64_t id) {
+  return Guard(client, [&]() -> absl::Status { return client->client->ResubmitRejection(id); });
+}
+
+fs_status fs_rejection_dismiss(fs_client* client, int64_t id) {
+  return Guard(client, [&]() -> absl::Status { return client->client->DismissRejection(id); });
 }
 
 }  // extern "C"

@@ -148,6 +148,18 @@ int main(int argc, char** argv) {
     fs_free(out);
     out = NULL;
   }
+  /* Nothing refused; an unknown rejection is NOT_FOUND. */
+  CHECK_OK(client, fs_rejections_json(client, &out, NULL));
+  CHECK(out != NULL && strstr(out, "\"rejections\":[]") != NULL);
+  fs_free(out);
+  out = NULL;
+  CHECK(fs_rejection_dismiss(client, 12345) == FS_NOT_FOUND);
+  CHECK(fs_rejection_resubmit(client, 12345) == FS_NOT_FOUND);
+  /* The server's address can change; a malformed one is refused and changes nothing. */
+  CHECK(fs_client_set_server(client, "127.0.0.1:70000") == FS_INVALID_ARGUMENT);
+  CHECK(strstr(fs_client_last_error(client), "65535") != NULL);
+  CHECK(fs_client_set_server(client, NULL) == FS_INVALID_ARGUMENT);
+  CHECK_OK(client, fs_client_set_server(client, argv[1]));
   fs_cancel_sync(client); /* nothing running: no effect */
   fs_client_close(client);
   client = NULL;

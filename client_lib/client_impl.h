@@ -29,6 +29,11 @@ namespace fieldsync::client {
 // The one place where a gRPC status becomes an absl::Status (the codes map one to one).
 absl::Status FromGrpc(const grpc::Status& status, absl::string_view rpc);
 
+// `status` of a failed call made in plain text, reworded when the server turns out to speak TLS
+// (ServerSpeaksTls): "the server at X speaks TLS ...". Unchanged otherwise.
+absl::Status ExplainPlainTextToTls(const absl::Status& status, const std::string& address,
+                                   const ClientOptions& options);
+
 // A channel to the server as the options ask (TLS or not, gzip, reconnect backoff).
 std::shared_ptr<grpc::Channel> MakeChannel(const std::string& address,
                                            const ClientOptions& options);
@@ -44,6 +49,7 @@ struct ClientImpl {
   const ClientOptions options;
   const std::string device_id;
   std::string token;
+  // Written by SetServerAddress() holding sync_mu and app_mu; read holding either.
   std::string server_address;
   const std::function<int64_t()> physical;
 
@@ -57,6 +63,11 @@ struct ClientImpl {
   std::unique_ptr<LocalStore> sync_store;
   std::shared_ptr<grpc::Channel> channel;
   std::unique_ptr<v1::SyncService::Stub> stub;
+  // Adaptive push batch size (sync.cc): at most this many changes per Push while > 0 (0: the
+  // server's maximum). Halved when a Push is cut or times out; doubled after two batches in a
+  // row got through. Kept across Sync() calls: the link is the same.
+  int push_batch_limit = 0;
+  int push_batches_through = 0;
 
   std::mutex cancel_mu;
   std::condition_variable cancel_cv;
@@ -73,6 +84,8 @@ struct ClientImpl {
   absl::Status Write(absl::string_view collection, absl::string_view id, const EditFn& edit);
   absl::Status WriteOnce(absl::string_view collection, absl::string_view id, const EditFn& edit);
   // Reference checks the server makes, against the local view (app_mu held).
+  // Event dates may not be after today (the corrected clock), as the server checks.
+  absl::Status CheckEventDates(const v1::Record& record);
   absl::Status CheckRecordReferences(const v1::Record& record);
   absl::StatusOr<v1::Project> ReferencedProject(absl::string_view path, absl::string_view id);
 

@@ -15,6 +15,7 @@
 #include "fieldsync/base/ids.h"
 #include "fieldsync/sync/checksum.h"
 #include "fieldsync/sync/document.h"
+#include "google/protobuf/util/time_util.h"
 #include "tests/testing/status_matchers.h"
 #include "tests/testing/temp_dir.h"
 
@@ -461,6 +462,64 @@ TEST_F(ClientTest, ViewMergesPendingEditsWithPulledOnesFieldByField) {
   auto checksum = client_->ServerStateChecksum();
   ASSERT_OK(checksum);
   EXPECT_EQ(*checksum, expected.Hex());
+}
+
+// The app can show who changed what: the audit block of a local document comes from the clocks
+// of its fields (node = writer, wall time = when), not from the server's empty fields.
+TEST_F(ClientTest, AuditBlockNamesWhoCreatedAndLastChangedEachDocument) {
+  const int64_t t1 = 1780000000000, t2 = t1 + 3600000;
+  const std::string creator = "0190a000-0000-7000-8000-00000000c0de";
+  const std::string hq_user = "0190a000-0000-7000-8000-0000000000aa";
+  v1::Record r = Well(well_project_);
+  r.set_id(NewUuidV7());
+  v1::PullPage page;
+  *page.add_documents() = Delta("record", r, 5, ServerHlc(t1, 0, creator));
+  page.set_cursor("c5");
+  auto store = Store();
+  ASSERT_OK(store->ApplyPage(page));
+  ASSERT_OK_AND_ASSIGN(v1::Record pulled, client_->GetRecord(r.id()));
+  EXPECT_EQ(pulled.audit().created_by(), creator);
+  EXPECT_EQ(pulled.audit().updated_by(), creator);
+  EXPECT_EQ(google::protobuf::util::TimeUtil::TimestampToMilliseconds(pulled.audit().created_at()),
+            t1);
+  EXPECT_EQ(pulled.audit().version(), 5);
+
+  // HQ changed one field later.
+  v1::PullPage next;
+  v1::DocumentDelta* d = next.add_documents();
+  d->set_collection("record");
+  d->set_doc_id(r.id());
+  d->set_version(6);
+  v1::Record only_yield;
+  only_yield.mutable_well()->set_yield_lph(300);
+  v1::DeltaField* f = d->add_fields();
+  f->set_path("well.yield_lph");
+  f->set_value(sync::Flatten(only_yield).at("well.yield_lph"));
+  f->set_hlc(ServerHlc(t2, 0, hq_user));
+  next.set_cursor("c6");
+  ASSERT_OK(store->ApplyPage(next));
+  ASSERT_OK_AND_ASSIGN(v1::Record edited, client_->GetRecord(r.id()));
+  EXPECT_EQ(edited.audit().created_by(), creator);
+  EXPECT_EQ(edited.audit().updated_by(), hq_user);
+  EXPECT_EQ(google::protobuf::util::TimeUtil::TimestampToMilliseconds(edited.audit().updated_at()),
+            t2);
+  // Lists show the same.
+  ASSERT_OK_AND_ASSIGN(v1::ListRecordsResponse listed, client_->ListRecords({}));
+  ASSERT_THAT(listed.records(), SizeIs(1));
+  EXPECT_EQ(listed.records(0).audit().updated_by(), hq_user);
+
+  // This device edits it offline: the last change is its own, now.
+  const int64_t before = sync::SystemClockMs();
+  edited.mutable_well()->set_population_served(999);
+  ASSERT_OK_AND_ASSIGN(v1::Record mine, client_->UpdateRecord(edited));
+  EXPECT_EQ(mine.audit().created_by(), creator);
+  EXPECT_EQ(mine.audit().updated_by(), kDevice);
+  EXPECT_GE(google::protobuf::util::TimeUtil::TimestampToMilliseconds(mine.audit().updated_at()),
+            before);
+  // A record made here names this device as its creator.
+  ASSERT_OK_AND_ASSIGN(v1::Record made, client_->CreateRecord(Well(well_project_)));
+  EXPECT_EQ(made.audit().created_by(), kDevice);
+  EXPECT_EQ(made.audit().updated_by(), kDevice);
 }
 
 // Every docs row as stored, one line each.

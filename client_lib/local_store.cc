@@ -18,6 +18,7 @@
 #include "fieldsync/model/validate.h"
 #include "fieldsync/model/visual_acuity.h"
 #include "fieldsync/sync/checksum.h"
+#include "google/protobuf/util/time_util.h"
 
 namespace fieldsync::client {
 namespace {
@@ -75,6 +76,22 @@ CREATE TABLE docs(
   PRIMARY KEY (collection, doc_id)) WITHOUT ROWID;
 CREATE INDEX docs_by_project ON docs(collection, project_id, doc_id);
 CREATE INDEX docs_by_date ON docs(collection, record_date);
+)sql",
+    // 2: changes the server refused (moved here from the outbox, never lost), for the user to
+    // see, amend and resubmit.
+    R"sql(
+CREATE TABLE rejections(
+  id INTEGER PRIMARY KEY,
+  stream_id TEXT NOT NULL,
+  device_seq INTEGER NOT NULL,
+  collection TEXT NOT NULL,
+  doc_id TEXT NOT NULL,
+  change BLOB NOT NULL,
+  code INTEGER NOT NULL,
+  reason TEXT NOT NULL,
+  rejected_at_ms INTEGER NOT NULL,
+  status TEXT NOT NULL);
+CREATE UNIQUE INDEX rejections_by_seq ON rejections(stream_id, device_seq);
 )sql",
 };
 
@@ -485,6 +502,42 @@ absl::Status LocalStore::RefreshView(absl::string_view collection, absl::string_
   return StoreView(doc);
 }
 
+namespace {
+
+void AppendVarint(uint64_t v, std::string* out) {
+  while (v >= 0x80) {
+    out->push_back(static_cast<char>((v & 0x7f) | 0x80));
+    v >>= 7;
+  }
+  out->push_back(static_cast<char>(v));
+}
+
+// Appends field `number` (wire type 2) holding `bytes`.
+void AppendLengthDelimited(int number, const std::string& bytes, std::string* out) {
+  AppendVarint((static_cast<uint64_t>(number) << 3) | 2, out);
+  AppendVarint(bytes.size(), out);
+  out->append(bytes);
+}
+
+}  // namespace
+
+void DeriveAudit(const sync::Document& doc, v1::AuditInfo* audit) {
+  const sync::Hlc* oldest = nullptr;
+  const sync::Hlc* newest = nullptr;
+  for (const auto& [path, state] : doc.fields) {
+    if (state.hlc.IsZero()) continue;
+    if (oldest == nullptr || state.hlc < *oldest) oldest = &state.hlc;
+    if (newest == nullptr || *newest < state.hlc) newest = &state.hlc;
+  }
+  if (oldest == nullptr) return;
+  *audit->mutable_created_at() =
+      google::protobuf::util::TimeUtil::MillisecondsToTimestamp(oldest->wall_ms);
+  *audit->mutable_updated_at() =
+      google::protobuf::util::TimeUtil::MillisecondsToTimestamp(newest->wall_ms);
+  audit->set_created_by(oldest->node);
+  audit->set_updated_by(newest->node);
+}
+
 absl::Status LocalStore::StoreView(const LocalDocument& doc, std::string* payload) {
   const std::string& collection = doc.server.collection;
   const std::string& id = doc.server.id;
@@ -528,7 +581,21 @@ absl::Status LocalStore::StoreView(const LocalDocument& doc, std::string* payloa
   st->Bind(2, id);
   if (payload == nullptr) payload = &bytes;
   *payload = sync::SerializeDeterministic(*message);
-  st->BindBlob(3, *payload);
+  // The stored view also carries the audit block derived from the field clocks, appended as one
+  // more length-delimited field (protobuf parses fields in any order); `payload` stays the
+  // canonical bytes, which the running checksum reuses.
+  std::string stored;
+  const google::protobuf::FieldDescriptor* audit_field =
+      message->GetDescriptor()->FindFieldByName("audit");
+  v1::AuditInfo audit;
+  if (audit_field != nullptr && audit_field->message_type() == v1::AuditInfo::descriptor()) {
+    DeriveAudit(doc.local, &audit);
+  }
+  if (audit.ByteSizeLong() > 0) {
+    stored = *payload;
+    AppendLengthDelimited(audit_field->number(), audit.SerializeAsString(), &stored);
+  }
+  st->BindBlob(3, stored.empty() ? *payload : stored);
   st->Bind(4, doc.local.deleted() ? 1 : 0);
   st->Bind(5, doc.version);
   st->Bind(6, doc.pending ? 1 : 0);
@@ -589,6 +656,215 @@ absl::StatusOr<int64_t> LocalStore::CountOutboxAfter(int64_t after_seq) {
   int64_t n = row ? q->ColumnInt(0) : 0;
   q->Reset();
   return n;
+}
+
+// --- Clocks ------------------------------------------------------------------------------------
+
+absl::StatusOr<int64_t> LocalStore::RestampAhead(int64_t limit_wall_ms,
+                                                 const std::function<sync::Hlc()>& next) {
+  FS_ASSIGN_OR_RETURN(int64_t acked, GetStateInt(kAckedSeqKey));
+  FS_ASSIGN_OR_RETURN(Statement * q, db_->Prepare("SELECT device_seq, change FROM outbox "
+                                                  "WHERE device_seq > ?1 ORDER BY device_seq"));
+  q->Bind(1, acked);
+  std::vector<std::pair<int64_t, v1::Change>> entries;
+  while (true) {
+    FS_ASSIGN_OR_RETURN(bool row, q->Step());
+    if (!row) break;
+    v1::Change change;
+    if (!change.ParseFromString(q->ColumnBlob(1))) {
+      q->Reset();
+      return absl::DataLossError(absl::StrCat("outbox entry ", q->ColumnInt(0), " does not parse"));
+    }
+    entries.emplace_back(q->ColumnInt(0), std::move(change));
+  }
+  q->Reset();
+  std::map<std::string, std::string> renamed;  // old encoded stamp -> new
+  FS_ASSIGN_OR_RETURN(Statement * up,
+                      db_->Prepare("UPDATE outbox SET change = ?1 WHERE device_seq = ?2"));
+  int64_t restamped = 0;
+  std::set<std::pair<std::string, std::string>> touched;
+  for (auto& [seq, change] : entries) {
+    bool changed = false;
+    absl::StatusOr<sync::Hlc> hlc = sync::Hlc::Decode(change.hlc());
+    if (hlc.ok() && hlc->wall_ms > limit_wall_ms) {
+      std::string fresh = next().Encode();
+      renamed[change.hlc()] = fresh;
+      change.set_hlc(fresh);
+      changed = true;
+      ++restamped;
+    }
+    for (v1::FieldChange& f : *change.mutable_fields()) {
+      auto it = renamed.find(f.base_hlc());
+      if (it != renamed.end()) {
+        f.set_base_hlc(it->second);
+        changed = true;
+      }
+    }
+    if (!changed) continue;
+    up->Reset();
+    up->BindBlob(1, sync::SerializeDeterministic(change));
+    up->Bind(2, seq);
+    FS_RETURN_IF_ERROR(up->Run());
+    touched.emplace(change.collection(), change.doc_id());
+  }
+  for (const auto& [collection, id] : touched) FS_RETURN_IF_ERROR(RefreshView(collection, id));
+  return restamped;
+}
+
+absl::Status LocalStore::SetLastHlc(const sync::Hlc& hlc) {
+  return SetState(kLastHlcKey, hlc.Encode());
+}
+
+// --- Sequence spaces and refused changes ----------------------------------------------------------
+
+absl::StatusOr<int64_t> LocalStore::SwitchStream() {
+  FS_ASSIGN_OR_RETURN(int64_t acked, GetStateInt(kAckedSeqKey));
+  FS_ASSIGN_OR_RETURN(Statement * gone,
+                      db_->Prepare("SELECT DISTINCT collection, doc_id FROM outbox "
+                                   "WHERE device_seq <= ?1"));
+  gone->Bind(1, acked);
+  FS_ASSIGN_OR_RETURN(const DocIds dropped, ReadDocIds(*gone));
+  FS_ASSIGN_OR_RETURN(Statement * drop, db_->Prepare("DELETE FROM outbox WHERE device_seq <= ?1"));
+  drop->Bind(1, acked);
+  FS_RETURN_IF_ERROR(drop->Run());
+  FS_ASSIGN_OR_RETURN(Statement * pending,
+                      db_->Prepare("SELECT device_seq, change FROM outbox ORDER BY device_seq"));
+  std::vector<std::pair<int64_t, v1::Change>> entries;
+  while (true) {
+    FS_ASSIGN_OR_RETURN(bool row, pending->Step());
+    if (!row) break;
+    v1::Change change;
+    if (!change.ParseFromString(pending->ColumnBlob(1))) {
+      pending->Reset();
+      return absl::DataLossError(
+          absl::StrCat("outbox entry ", pending->ColumnInt(0), " does not parse"));
+    }
+    entries.emplace_back(pending->ColumnInt(0), std::move(change));
+  }
+  pending->Reset();
+  // Ascending order and new numbers below the old ones: no update meets a number still taken.
+  FS_ASSIGN_OR_RETURN(
+      Statement * renumber,
+      db_->Prepare("UPDATE outbox SET device_seq = ?1, change = ?2 WHERE device_seq = ?3"));
+  int64_t seq = 0;
+  for (auto& [old_seq, change] : entries) {
+    change.set_device_seq(++seq);
+    renumber->Reset();
+    renumber->Bind(1, seq);
+    renumber->BindBlob(2, sync::SerializeDeterministic(change));
+    renumber->Bind(3, old_seq);
+    FS_RETURN_IF_ERROR(renumber->Run());
+  }
+  FS_RETURN_IF_ERROR(SetState(kStreamIdKey, NewUuidV7()));
+  FS_RETURN_IF_ERROR(SetStateInt(kAckedSeqKey, 0));
+  FS_RETURN_IF_ERROR(SetStateInt(kLastSeqKey, seq));
+  for (const auto& [collection, id] : dropped) FS_RETURN_IF_ERROR(RefreshView(collection, id));
+  return seq;
+}
+
+absl::StatusOr<bool> LocalStore::RecordRejection(const v1::Rejection& rejection) {
+  FS_ASSIGN_OR_RETURN(Statement * q, db_->Prepare("SELECT collection, doc_id, change FROM outbox "
+                                                  "WHERE device_seq = ?1"));
+  q->Bind(1, rejection.device_seq());
+  FS_ASSIGN_OR_RETURN(bool row, q->Step());
+  if (!row) {
+    q->Reset();
+    return false;
+  }
+  const std::string collection = q->ColumnText(0), doc_id = q->ColumnText(1),
+                    change = q->ColumnBlob(2);
+  q->Reset();
+  FS_ASSIGN_OR_RETURN(std::string stream_id, GetState(kStreamIdKey));
+  FS_ASSIGN_OR_RETURN(
+      Statement * ins,
+      db_->Prepare("INSERT INTO rejections(stream_id, device_seq, collection, doc_id, change, "
+                   "code, reason, rejected_at_ms, status) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, "
+                   "'OPEN') ON CONFLICT(stream_id, device_seq) DO NOTHING"));
+  ins->Bind(1, stream_id);
+  ins->Bind(2, rejection.device_seq());
+  ins->Bind(3, collection);
+  ins->Bind(4, doc_id);
+  ins->BindBlob(5, change);
+  ins->Bind(6, static_cast<int64_t>(rejection.code()));
+  ins->Bind(7, rejection.reason());
+  ins->Bind(8, sync::SystemClockMs());
+  FS_RETURN_IF_ERROR(ins->Run());
+  FS_ASSIGN_OR_RETURN(Statement * del, db_->Prepare("DELETE FROM outbox WHERE device_seq = ?1"));
+  del->Bind(1, rejection.device_seq());
+  FS_RETURN_IF_ERROR(del->Run());
+  FS_RETURN_IF_ERROR(RefreshView(collection, doc_id));
+  return true;
+}
+
+namespace {
+
+constexpr char kRejectionColumns[] =
+    "id, device_seq, collection, doc_id, code, reason, change, rejected_at_ms, status";
+
+absl::StatusOr<LocalRejection> ReadRejection(const Statement& q) {
+  LocalRejection r;
+  r.id = q.ColumnInt(0);
+  r.device_seq = q.ColumnInt(1);
+  r.collection = q.ColumnText(2);
+  r.doc_id = q.ColumnText(3);
+  r.code = static_cast<int>(q.ColumnInt(4));
+  r.reason = q.ColumnText(5);
+  if (!r.change.ParseFromString(q.ColumnBlob(6))) {
+    return absl::DataLossError(absl::StrCat("rejection ", r.id, " does not parse"));
+  }
+  r.rejected_at_ms = q.ColumnInt(7);
+  r.status = q.ColumnText(8);
+  return r;
+}
+
+}  // namespace
+
+absl::StatusOr<std::vector<LocalRejection>> LocalStore::ListRejections() {
+  FS_ASSIGN_OR_RETURN(Statement * q,
+                      db_->Prepare(absl::StrCat("SELECT ", kRejectionColumns,
+                                                " FROM rejections ORDER BY id DESC")));
+  std::vector<LocalRejection> out;
+  absl::Status status;
+  while (status.ok()) {
+    absl::StatusOr<bool> row = q->Step();
+    if (!row.ok() || !*row) {
+      status = row.status();
+      break;
+    }
+    absl::StatusOr<LocalRejection> r = ReadRejection(*q);
+    if (!r.ok()) {
+      status = r.status();
+      break;
+    }
+    out.push_back(*std::move(r));
+  }
+  q->Reset();
+  FS_RETURN_IF_ERROR(status);
+  return out;
+}
+
+absl::StatusOr<LocalRejection> LocalStore::GetRejection(int64_t id) {
+  FS_ASSIGN_OR_RETURN(Statement * q, db_->Prepare(absl::StrCat(
+                                         "SELECT ", kRejectionColumns, " FROM rejections WHERE id = ?1")));
+  q->Bind(1, id);
+  FS_ASSIGN_OR_RETURN(bool row, q->Step());
+  if (!row) {
+    q->Reset();
+    return absl::NotFoundError(absl::StrCat("rejection ", id, " not found"));
+  }
+  absl::StatusOr<LocalRejection> r = ReadRejection(*q);
+  q->Reset();
+  return r;
+}
+
+absl::Status LocalStore::SetRejectionStatus(int64_t id, absl::string_view status) {
+  FS_ASSIGN_OR_RETURN(Statement * st,
+                      db_->Prepare("UPDATE rejections SET status = ?1 WHERE id = ?2"));
+  st->Bind(1, status);
+  st->Bind(2, id);
+  FS_RETURN_IF_ERROR(st->Run());
+  if (db_->Changes() == 0) return absl::NotFoundError(absl::StrCat("rejection ", id, " not found"));
+  return absl::OkStatus();
 }
 
 // --- Server restores ---------------------------------------------------------------------------

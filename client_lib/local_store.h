@@ -23,6 +23,7 @@
 #define FIELDSYNC_CLIENT_LIB_LOCAL_STORE_H_
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -52,6 +53,9 @@ inline constexpr char kLastHlcKey[] = "last_hlc";
 inline constexpr char kClockOffsetKey[] = "clock_offset_ms";
 inline constexpr char kLastSyncAtKey[] = "last_sync_at_ms";
 inline constexpr char kAckedSeqKey[] = "acked_device_seq";
+// The store's sequence space (a UUID; HandshakeRequest.stream_id). Unset in stores written by
+// older libraries until their first sync takes one (SwitchStream).
+inline constexpr char kStreamIdKey[] = "stream_id";
 inline constexpr char kLastSeqKey[] = "last_device_seq";
 // Generation of server_fields rows; a repair pulls everything into a new epoch and then drops
 // the rows of older ones.
@@ -67,6 +71,16 @@ absl::StatusOr<sync::Change> ToEngineChange(const v1::Change& change, absl::stri
 // Fills a record's output-only fields the way the server derives them (kind, record_date,
 // follow-up outcomes).
 void DeriveRecordFields(v1::Record& record);
+
+// Fills the audit block of a document (Record, Site, Project: AuditInfo) from the
+// clocks of its fields, which say who wrote each value (HLC node: a device id, or the HQ user's
+// id for a change made through TrackerService) and when (HLC wall time, Unix ms): created_at/by
+// from the oldest clock among its current fields, updated_at/by from the newest (a pending local
+// edit included: "this device, just now"). The device's reading of the server's audit block,
+// derived from what it holds (no protocol field): created_* names the creator unless every
+// field it wrote has been overwritten since, and the times are writers' clocks as corrected at
+// their last handshake, not the server's commit times. version is left alone.
+void DeriveAudit(const sync::Document& doc, v1::AuditInfo* audit);
 
 // One document as this device sees it.
 struct LocalDocument {
@@ -115,6 +129,19 @@ struct PageOutcome {
   std::string local_checksum;
 };
 
+// A change of this store that the server refused, kept on the device for the user.
+struct LocalRejection {
+  int64_t id = 0;
+  int64_t device_seq = 0;
+  std::string collection;
+  std::string doc_id;
+  int code = 0;  // gRPC status code
+  std::string reason;
+  v1::Change change;
+  int64_t rejected_at_ms = 0;
+  std::string status;  // OPEN, RESUBMITTED, DISMISSED
+};
+
 class LocalStore {
  public:
   // Opens (creating if needed) and migrates the store. FAILED_PRECONDITION for a store written
@@ -154,6 +181,33 @@ class LocalStore {
   // Outbox entries with device_seq > after_seq, in order, at most `limit`.
   absl::StatusOr<std::vector<v1::Change>> OutboxAfter(int64_t after_seq, int limit);
   absl::StatusOr<int64_t> CountOutboxAfter(int64_t after_seq);
+
+  // --- Clocks ---
+  // For a device whose clock ran ahead: every pending outbox change stamped after
+  // `limit_wall_ms` takes a new stamp from `next` (in outbox order, so their order is kept),
+  // and base clocks that named an old stamp name the new one; kLastHlcKey becomes `last`
+  // (the clock after restamping). Call inside a transaction. Returns the changes restamped.
+  absl::StatusOr<int64_t> RestampAhead(int64_t limit_wall_ms,
+                                       const std::function<sync::Hlc()>& next);
+  absl::Status SetLastHlc(const sync::Hlc& hlc);
+
+  // --- Sequence spaces and refused changes ---
+  // Moves this store to a new sequence space (kStreamIdKey): acknowledged outbox entries are
+  // dropped (they are on the server; the next pull brings them back into the view), pending
+  // ones are renumbered 1, 2, 3... in their order, kAckedSeqKey becomes 0. For a store that
+  // finds it is a copy of another store of its device (the server saw different changes under
+  // its numbers), and for stores of older libraries. Call inside a transaction. Returns the
+  // number of pending entries renumbered.
+  absl::StatusOr<int64_t> SwitchStream();
+  // Moves a change the server refused from the outbox to the local rejection log (and the
+  // document's view back to what it is without it). No-op if it is not in the outbox any
+  // more. Call inside a transaction. True if it moved.
+  absl::StatusOr<bool> RecordRejection(const v1::Rejection& rejection);
+  // The local rejection log, newest first.
+  absl::StatusOr<std::vector<LocalRejection>> ListRejections();
+  // Sets a rejection's status ("RESUBMITTED", "DISMISSED"); NOT_FOUND for an unknown id.
+  absl::Status SetRejectionStatus(int64_t id, absl::string_view status);
+  absl::StatusOr<LocalRejection> GetRejection(int64_t id);
 
   // --- Server restores ---
   // After the server lost changes it had acknowledged (restored from a backup), makes this

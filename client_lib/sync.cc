@@ -10,6 +10,7 @@
 #include <random>
 #include <utility>
 
+#include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "client_lib/client_impl.h"
@@ -45,19 +46,6 @@ std::chrono::milliseconds Backoff(const RetryOptions& retry, int attempt) {
   cap = std::min(cap, std::max<int64_t>(retry.max_backoff_ms, 1));
   thread_local std::mt19937_64 rng{std::random_device{}()};
   return std::chrono::milliseconds(std::uniform_int_distribution<int64_t>(0, cap)(rng));
-}
-
-// The index i of "changes[i]" in a server message, or -1.
-int ChangeIndex(absl::string_view message) {
-  size_t at = message.find("changes[");
-  if (at == absl::string_view::npos) return -1;
-  at += 8;
-  size_t end = message.find(']', at);
-  int index = -1;
-  if (end == absl::string_view::npos || !absl::SimpleAtoi(message.substr(at, end - at), &index)) {
-    return -1;
-  }
-  return index;
 }
 
 // One sync attempt; `progressed` reports whether it got anything done before failing.
@@ -165,9 +153,37 @@ class Round {
     return absl::OkStatus();
   }
 
+  // Takes a sequence space of this store's own (a new stream) when it has none (stores of
+  // older libraries) or when it turns out to be a copy of another store of its device.
+  absl::Status SwitchStream() {
+    FS_ASSIGN_OR_RETURN(auto tx, store_.Begin());
+    FS_RETURN_IF_ERROR(store_.SwitchStream().status());
+    return tx.Commit();
+  }
+
+  // Moves refused changes out of the outbox into the local rejection log.
+  absl::Status RecordRejections(const google::protobuf::RepeatedPtrField<v1::Rejection>& rejections) {
+    if (rejections.empty()) return absl::OkStatus();
+    FS_ASSIGN_OR_RETURN(auto tx, store_.Begin());
+    for (const v1::Rejection& r : rejections) {
+      FS_ASSIGN_OR_RETURN(bool moved, store_.RecordRejection(r));
+      if (moved) ++progress_.changes_refused;
+    }
+    return tx.Commit();
+  }
+
   absl::Status HandshakeCall() {
+    FS_ASSIGN_OR_RETURN(std::string stream_id, store_.GetState(kStreamIdKey));
+    if (stream_id.empty()) {
+      FS_RETURN_IF_ERROR(SwitchStream());
+      FS_ASSIGN_OR_RETURN(stream_id, store_.GetState(kStreamIdKey));
+    }
+    stream_id_ = stream_id;
+    FS_ASSIGN_OR_RETURN(int64_t known_acked_before, store_.GetStateInt(kAckedSeqKey));
     v1::HandshakeRequest request;
     request.set_protocol_version(v1::PROTOCOL_VERSION_1);
+    request.set_stream_id(stream_id);
+    request.set_known_acked_device_seq(known_acked_before);
     int64_t sent_ms = impl_.physical();
     request.set_device_time_ms(sent_ms);
     request.set_device_hlc(ClockLast().Encode());
@@ -201,26 +217,44 @@ class Round {
       std::lock_guard<std::mutex> lock(impl_.clock_mu);
       impl_.clock.set_offset_ms(offset);
     }
+    // A clock that ran past the server's skew bound (a device a year ahead before its first
+    // handshake) comes back down: the server never accepted those stamps (it restamps them on
+    // arrival), and kept, they would make this device's later edits win over edits made after
+    // them for as long as the error lasted. Pending changes stamped ahead are restamped below.
+    const int64_t skew = response.max_clock_skew_ms() > 0 ? response.max_clock_skew_ms()
+                                                          : sync::kDefaultMaxFutureMs;
+    bool came_down = false;
+    if (response.server_time_ms() > 0) {
+      std::lock_guard<std::mutex> lock(impl_.clock_mu);
+      if (impl_.clock.last().wall_ms > response.server_time_ms() + skew) {
+        impl_.clock.ResetTo(sync::Hlc{response.server_time_ms(), 0, impl_.device_id});
+        came_down = true;
+      }
+    }
     FS_RETURN_IF_ERROR(ObserveEncoded(response.server_hlc(), "Handshake: server_hlc"));
 
+    // Ahead of what this store wrote, the server's count belongs to another store using this
+    // store's sequence space (a copy of it): take a new one (nothing here is acknowledged in
+    // it) and shake hands again.
+    FS_ASSIGN_OR_RETURN(int64_t last_written, store_.GetStateInt(kLastSeqKey));
+    if (response.acked_device_seq() > last_written) {
+      FS_RETURN_IF_ERROR(SwitchStream());
+      if (++stream_switches_ > 2) {
+        return absl::FailedPreconditionError(
+            "Handshake: the server keeps acknowledging more changes than this store wrote");
+      }
+      return HandshakeCall();
+    }
     FS_ASSIGN_OR_RETURN(auto tx, store_.Begin());
     {
       std::lock_guard<std::mutex> lock(impl_.clock_mu);
       FS_RETURN_IF_ERROR(store_.SetStateInt(kClockOffsetKey, impl_.clock.offset_ms()));
     }
-    // The server's word is the truth (e.g. after a lost Push response it is ahead of ours)
-    // — but never past what this store has written: then the numbers belong to another store
-    // of the same device, and acknowledging ours with them would drop edits unsent.
-    FS_ASSIGN_OR_RETURN(int64_t last_written, store_.GetStateInt(kLastSeqKey));
-    if (response.acked_device_seq() > last_written) {
-      return absl::FailedPreconditionError(absl::StrCat(
-          "Handshake: the server has applied changes up to ", response.acked_device_seq(),
-          " of this device but this store only wrote ", last_written,
-          "; another store holds this device's identity. Enroll this store as a new device."));
-    }
     // A server restored from a backup has forgotten changes it acknowledged: it names a new
     // epoch, or (a restore without one) acknowledges less than it once did. The device then
     // queues its own edits again, in this transaction with the rest (docs/SYNC.md, "Restores").
+    // An acknowledgement beyond ours (a lost Push response) is not taken on trust: those
+    // changes are pushed again, and the server tells replays of ours from another store's.
     FS_ASSIGN_OR_RETURN(int64_t known_acked, store_.GetStateInt(kAckedSeqKey));
     FS_ASSIGN_OR_RETURN(std::string known_epoch, store_.GetState(kServerEpochKey));
     const bool new_epoch = !known_epoch.empty() && !response.server_epoch().empty() &&
@@ -229,8 +263,6 @@ class Round {
     if (new_epoch || response.acked_device_seq() < known_acked) {
       FS_ASSIGN_OR_RETURN(rebased, store_.Rebase(impl_.device_id, response.acked_device_seq(),
                                                  ClockLast()));
-    } else {
-      FS_RETURN_IF_ERROR(store_.SetStateInt(kAckedSeqKey, response.acked_device_seq()));
     }
     if (!response.server_epoch().empty()) {
       FS_RETURN_IF_ERROR(store_.SetState(kServerEpochKey, response.server_epoch()));
@@ -238,8 +270,17 @@ class Round {
     if (!response.partner_id().empty()) {
       FS_RETURN_IF_ERROR(store_.SetState(kPartnerIdKey, response.partner_id()));
     }
-    FS_RETURN_IF_ERROR(store_.RaiseLastHlc(ClockLast()));
+    if (came_down) {
+      FS_RETURN_IF_ERROR(store_.RestampAhead(response.server_time_ms() + skew, [this] {
+                                 std::lock_guard<std::mutex> lock(impl_.clock_mu);
+                                 return impl_.clock.Now();
+                               }).status());
+      FS_RETURN_IF_ERROR(store_.SetLastHlc(ClockLast()));
+    } else {
+      FS_RETURN_IF_ERROR(store_.RaiseLastHlc(ClockLast()));
+    }
     FS_RETURN_IF_ERROR(tx.Commit());
+    if (!rebased) FS_RETURN_IF_ERROR(RecordRejections(response.rejections()));
     if (rebased) {
       progress_.rebased = true;
       progress_.resent_documents += rebased->documents;
@@ -253,15 +294,17 @@ class Round {
     FS_ASSIGN_OR_RETURN(int64_t pending, store_.CountOutboxAfter(acked));
     progress_.changes_total = progress_.changes_pushed + pending;
     Report(SyncPhase::kPush);
-    // After the server refused changes[i] of a batch (a batch is all or nothing), the i changes
-    // before it go alone, so that only the refused change and those after it wait.
-    size_t cap = 0;
+    // A refused change never holds back the ones after it: the server keeps it in its
+    // rejection log and acknowledges it; here it moves to the local rejection log.
     for (;;) {
       FS_RETURN_IF_ERROR(CheckCancelled());
       FS_ASSIGN_OR_RETURN(std::vector<v1::Change> batch, store_.OutboxAfter(acked, max_push_));
       if (batch.empty()) return absl::OkStatus();
-      if (cap > 0 && batch.size() > cap) batch.resize(cap);
-      cap = 0;
+      // What the link lets through (halved after a cut, grown back after successes).
+      if (impl_.push_batch_limit > 0 &&
+          batch.size() > static_cast<size_t>(impl_.push_batch_limit)) {
+        batch.resize(static_cast<size_t>(impl_.push_batch_limit));
+      }
       size_t bytes = 0, fits = 0;
       for (; fits < batch.size(); ++fits) {
         bytes += batch[fits].ByteSizeLong() + 8;  // + the field's tag and length
@@ -269,6 +312,7 @@ class Round {
       }
       batch.resize(fits);
       v1::PushRequest request;
+      request.set_stream_id(stream_id_);
       for (v1::Change& c : batch) *request.add_changes() = c;
       v1::PushResponse response;
       grpc::ClientContext ctx;
@@ -280,22 +324,21 @@ class Round {
       }
       if (!status.ok()) {
         absl::Status s = Failed(status, "Push", ctx);
-        if (s.code() == absl::StatusCode::kInvalidArgument) {
-          int i = ChangeIndex(s.message());
-          if (i > 0 && i < static_cast<int>(batch.size())) {
-            cap = static_cast<size_t>(i);
-            continue;
-          }
-          if (i >= 0 && i < static_cast<int>(batch.size())) {
-            return absl::InvalidArgumentError(
-                absl::StrCat("the server refused local change device_seq=", batch[i].device_seq(),
-                             " (", batch[i].collection(), " ", batch[i].doc_id(),
-                             "); it stays in the outbox and blocks later changes: ", s.message()));
-          }
-          return absl::InvalidArgumentError(
-              absl::StrCat("the server refused a batch of local changes (device_seq ",
-                           batch.front().device_seq(), "..", batch.back().device_seq(),
-                           "); they stay in the outbox: ", s.message()));
+        if (s.code() == absl::StatusCode::kUnavailable ||
+            s.code() == absl::StatusCode::kDeadlineExceeded) {
+          // The link dropped (or stalled) while the batch was on its way: a link that drops
+          // every few KB would never carry a batch larger than that, so the retry sends half.
+          impl_.push_batch_limit = std::max<int>(1, static_cast<int>(batch.size()) / 2);
+          impl_.push_batches_through = 0;
+        }
+        if (s.code() == absl::StatusCode::kFailedPrecondition &&
+            absl::StrContains(s.message(), "new stream_id") && stream_switches_++ < 2) {
+          // Another copy of this store numbered different changes alike: continue in a
+          // sequence space of our own, every pending change renumbered.
+          FS_RETURN_IF_ERROR(SwitchStream());
+          FS_ASSIGN_OR_RETURN(stream_id_, store_.GetState(kStreamIdKey));
+          acked = 0;
+          continue;
         }
         return s;
       }
@@ -309,9 +352,22 @@ class Round {
                          " (server state older than this device's?)"));
       }
       now_acked = std::min<int64_t>(now_acked, batch.back().device_seq());
-      FS_RETURN_IF_ERROR(store_.SetStateInt(kAckedSeqKey, now_acked));
+      {
+        FS_ASSIGN_OR_RETURN(auto tx, store_.Begin());
+        FS_RETURN_IF_ERROR(store_.SetStateInt(kAckedSeqKey, now_acked));
+        FS_RETURN_IF_ERROR(tx.Commit());
+      }
+      FS_RETURN_IF_ERROR(RecordRejections(response.rejections()));
+      if (impl_.push_batch_limit > 0 && ++impl_.push_batches_through >= 2) {
+        // Two batches through at this size: try twice as many (none of the limit once back at
+        // the server's maximum).
+        impl_.push_batch_limit *= 2;
+        impl_.push_batches_through = 0;
+        if (impl_.push_batch_limit >= max_push_) impl_.push_batch_limit = 0;
+      }
       progress_.changes_pushed += now_acked - acked;
       progress_.conflicts += response.conflicts();
+      progress_.changes_flagged += response.reviews_size();
       acked = now_acked;
       progressed_ = true;
       FS_RETURN_IF_ERROR(ObserveEncoded(response.server_hlc(), "Push: server_hlc"));
@@ -396,6 +452,10 @@ class Round {
   SyncProgress& progress_;
   const ProgressCallback& callback_;
   int max_push_ = kDefaultMaxPushChanges;
+  // This store's sequence space, as of the handshake.
+  std::string stream_id_;
+  // Stream switches this round (a store finding it is a copy switches once).
+  int stream_switches_ = 0;
   bool progressed_ = false;
   int64_t retry_after_ms_ = 0;
   std::chrono::system_clock::time_point deadline_ = std::chrono::system_clock::time_point::max();

@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <string>
 #include <utility>
+#include <vector>
 
 #include "absl/status/status.h"
 #include "absl/strings/escaping.h"
@@ -15,6 +16,7 @@
 #include "fieldsync/base/ids.h"
 #include "fieldsync/base/status_macros.h"
 #include "fieldsync/model/visual_acuity.h"
+#include "google/protobuf/descriptor.h"
 
 namespace fieldsync::model {
 namespace {
@@ -24,6 +26,61 @@ namespace {
 constexpr int64_t kMaxAmountMinor = 1'000'000'000'000'000;
 // A string quoted in an error message is cut to about this many bytes.
 constexpr size_t kMaxQuotedBytes = 80;
+
+// The one table of caps on lists in documents: every repeated field of every document message
+// has a line here (validate_test.cc walks the descriptors to make sure), checked before any
+// field is looked at, by device and server alike.
+struct ListCap {
+  const char* field;  // full name of the repeated field
+  int max_entries;
+  const char* noun;  // what the entries are, for the message
+};
+constexpr ListCap kMaxEntries[] = {
+    {"fieldsync.v1.Partner.countries", 60, "countries"},
+    {"fieldsync.v1.WellRecord.quality_tests", 50, "tests"},
+    // One visit per follow-up stage.
+    {"fieldsync.v1.CataractSurgery.follow_ups", 10, "follow-up visits"},
+    {"fieldsync.v1.CataractSurgery.complications", 20, "complications"},
+    {"fieldsync.v1.ClassroomDonation.items", 500, "items"},
+};
+
+const ListCap* CapOf(const google::protobuf::FieldDescriptor& field) {
+  for (const ListCap& cap : kMaxEntries) {
+    if (field.full_name() == cap.field) return &cap;
+  }
+  return nullptr;
+}
+
+// The first list in `m` (at `path`) over its cap, walking set fields only.
+absl::Status CheckLists(const google::protobuf::Message& m, const std::string& path) {
+  const google::protobuf::Reflection& r = *m.GetReflection();
+  std::vector<const google::protobuf::FieldDescriptor*> fields;
+  r.ListFields(m, &fields);
+  for (const google::protobuf::FieldDescriptor* f : fields) {
+    const std::string at = absl::StrCat(path, ".", f->name());
+    const bool message = f->cpp_type() == google::protobuf::FieldDescriptor::CPPTYPE_MESSAGE;
+    if (!f->is_repeated()) {
+      if (message) FS_RETURN_IF_ERROR(CheckLists(r.GetMessage(m, f), at));
+      continue;
+    }
+    const int size = r.FieldSize(m, f);
+    const ListCap* cap = CapOf(*f);
+    // A list without a line in the table is a programming error that the test catches; in
+    // production it is held to the smallest cap rather than left unbounded.
+    const int max = cap != nullptr ? cap->max_entries : 10;
+    if (size > max) {
+      return absl::InvalidArgumentError(absl::StrCat(at, ": must have at most ", max, " ",
+                                                     cap != nullptr ? cap->noun : "entries",
+                                                     ", got ", size));
+    }
+    if (message) {
+      for (int i = 0; i < size; ++i) {
+        FS_RETURN_IF_ERROR(CheckLists(r.GetRepeatedMessage(m, f, i), absl::StrCat(at, "[", i, "]")));
+      }
+    }
+  }
+  return absl::OkStatus();
+}
 
 // ---------------------------------------------------------------------------------------------
 // Text
@@ -352,7 +409,10 @@ absl::Status ValidateWell(const v1::WellRecord& well, const Checker& c) {
   FS_RETURN_IF_ERROR(c.Integer("population_served", well.population_served(), 0, 100'000));
   FS_RETURN_IF_ERROR(c.Date("commissioned_date", well.commissioned_date(), Presence::kOptional));
   FS_RETURN_IF_ERROR(c.Date("visit_date", well.visit_date(), Presence::kRequired));
-  FS_RETURN_IF_ERROR(c.Count("quality_tests", well.quality_tests_size(), 0, 50, "tests"));
+  FS_RETURN_IF_ERROR(c.Count("quality_tests", well.quality_tests_size(), 0,
+                             MaxEntries(*v1::WellRecord::descriptor()->FindFieldByName(
+                                 "quality_tests")),
+                             "tests"));
   for (int i = 0; i < well.quality_tests_size(); ++i) {
     FS_RETURN_IF_ERROR(
         ValidateQualityTest(well.quality_tests(i), Checker(c.Element("quality_tests", i))));
@@ -413,7 +473,9 @@ absl::Status ValidateDonationItem(const v1::DonationItem& item, const Checker& c
 
 absl::Status ValidateDonation(const v1::ClassroomDonation& donation, const Checker& c) {
   FS_RETURN_IF_ERROR(c.Text("school_name", donation.school_name(), 1, 200));
-  FS_RETURN_IF_ERROR(c.Count("items", donation.items_size(), 1, 500, "items"));
+  FS_RETURN_IF_ERROR(c.Count(
+      "items", donation.items_size(), 1,
+      MaxEntries(*v1::ClassroomDonation::descriptor()->FindFieldByName("items")), "items"));
   for (int i = 0; i < donation.items_size(); ++i) {
     FS_RETURN_IF_ERROR(ValidateDonationItem(donation.items(i), Checker(c.Element("items", i))));
   }
@@ -452,10 +514,13 @@ bool IsIatiIdentifier(absl::string_view id) {
 // ---------------------------------------------------------------------------------------------
 
 absl::Status ValidatePartner(const v1::Partner& partner) {
+  FS_RETURN_IF_ERROR(CheckDocumentSize(partner, "partner"));
   const Checker c("partner");
   FS_RETURN_IF_ERROR(c.Id("id", partner.id(), Presence::kOptional));
   FS_RETURN_IF_ERROR(c.Text("name", partner.name(), 1, 200));
-  FS_RETURN_IF_ERROR(c.Count("countries", partner.countries_size(), 1, 60, "countries"));
+  FS_RETURN_IF_ERROR(c.Count(
+      "countries", partner.countries_size(), 1,
+      MaxEntries(*v1::Partner::descriptor()->FindFieldByName("countries")), "countries"));
   for (int i = 0; i < partner.countries_size(); ++i) {
     const std::string field = absl::StrCat("countries[", i, "]");
     FS_RETURN_IF_ERROR(c.Country(field, partner.countries(i)));
@@ -470,6 +535,7 @@ absl::Status ValidatePartner(const v1::Partner& partner) {
 }
 
 absl::Status ValidateProject(const v1::Project& project) {
+  FS_RETURN_IF_ERROR(CheckDocumentSize(project, "project"));
   const Checker c("project");
   FS_RETURN_IF_ERROR(c.Id("id", project.id(), Presence::kOptional));
   FS_RETURN_IF_ERROR(c.Id("partner_id", project.partner_id(), Presence::kRequired));
@@ -496,6 +562,7 @@ absl::Status ValidateProject(const v1::Project& project) {
 }
 
 absl::Status ValidateSite(const v1::Site& site) {
+  FS_RETURN_IF_ERROR(CheckDocumentSize(site, "site"));
   const Checker c("site");
   FS_RETURN_IF_ERROR(c.Id("id", site.id(), Presence::kOptional));
   FS_RETURN_IF_ERROR(c.Id("project_id", site.project_id(), Presence::kRequired));
@@ -506,6 +573,7 @@ absl::Status ValidateSite(const v1::Site& site) {
 }
 
 absl::Status ValidateRecord(const v1::Record& record) {
+  FS_RETURN_IF_ERROR(CheckDocumentSize(record, "record"));
   const Checker c("record");
   FS_RETURN_IF_ERROR(c.Id("id", record.id(), Presence::kOptional));
   FS_RETURN_IF_ERROR(c.Id("project_id", record.project_id(), Presence::kRequired));
@@ -527,6 +595,7 @@ absl::Status ValidateRecord(const v1::Record& record) {
 }
 
 absl::Status ValidateUser(const v1::User& user) {
+  FS_RETURN_IF_ERROR(CheckDocumentSize(user, "user"));
   const Checker c("user");
   FS_RETURN_IF_ERROR(c.Id("id", user.id(), Presence::kOptional));
   FS_RETURN_IF_ERROR(c.Text("name", user.name(), 1, 200));
@@ -542,10 +611,27 @@ absl::Status ValidateUser(const v1::User& user) {
 }
 
 absl::Status ValidateDevice(const v1::Device& device) {
+  FS_RETURN_IF_ERROR(CheckDocumentSize(device, "device"));
   const Checker c("device");
   FS_RETURN_IF_ERROR(c.Id("id", device.id(), Presence::kOptional));
   FS_RETURN_IF_ERROR(c.Id("partner_id", device.partner_id(), Presence::kRequired));
   return c.Text("name", device.name(), 1, 200);
+}
+
+int MaxEntries(const google::protobuf::FieldDescriptor& field) {
+  const ListCap* cap = CapOf(field);
+  return cap == nullptr ? 0 : cap->max_entries;
+}
+
+absl::Status CheckDocumentSize(const google::protobuf::Message& document, absl::string_view root) {
+  // The lists first: counting entries is cheaper than sizing a document of 300,000 of them.
+  FS_RETURN_IF_ERROR(CheckLists(document, std::string(root)));
+  const size_t bytes = document.ByteSizeLong();
+  if (bytes > kMaxDocumentBytes) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        root, ": a document may have at most ", kMaxDocumentBytes, " bytes, got ", bytes));
+  }
+  return absl::OkStatus();
 }
 
 absl::Status ValidateId(absl::string_view path, absl::string_view id, bool allow_empty) {

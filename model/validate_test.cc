@@ -7,6 +7,7 @@
 #include <cmath>
 #include <functional>
 #include <ostream>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -307,7 +308,7 @@ const PartnerCase kPartnerCases[] = {
          }
        }
      },
-     "partner.countries: must have 1..60 countries, got 61"},
+     "partner.countries: must have at most 60 countries, got 61"},
     {"CountryUnknown", ValidPartner, [](v1::Partner& p) { p.set_countries(1, "XX"); },
      R"(partner.countries[1]: not an ISO 3166-1 alpha-2 country code, got "XX")"},
     {"CountryLowerCase", ValidPartner, [](v1::Partner& p) { p.set_countries(0, "ke"); },
@@ -737,7 +738,7 @@ const RecordCase kDonationCases[] = {
      [](v1::Record& r) {
        while (Donation(r).items_size() < 501) *Donation(r).add_items() = Item0(r);
      },
-     "record.classroom_donation.items: must have 1..500 items, got 501"},
+     "record.classroom_donation.items: must have at most 500 items, got 501"},
     {"ItemTypeEmpty", ValidDonationRecord, [](v1::Record& r) { Item0(r).clear_item_type(); },
      "record.classroom_donation.items[0].item_type: required"},
     {"ItemType101Chars", ValidDonationRecord,
@@ -1092,6 +1093,67 @@ TEST(UnknownEnums, FromTheWireAreRejected) {
   EXPECT_EQ(static_cast<int>(parsed.role()), 99);
   EXPECT_THAT(ValidateUser(parsed), StatusIs(absl::StatusCode::kInvalidArgument,
                                              HasSubstr("user.role: unknown value 99")));
+}
+
+// --- Caps on lists and documents (one table in validate.cc) ---------------------------------
+
+TEST(DocumentLimitsTest, EveryRepeatedFieldOfEveryDocumentHasACap) {
+  std::vector<const google::protobuf::Descriptor*> todo = {
+      v1::Partner::descriptor(), v1::Project::descriptor(), v1::Site::descriptor(),
+      v1::Record::descriptor(),  v1::User::descriptor(),    v1::Device::descriptor()};
+  std::set<const google::protobuf::Descriptor*> seen;
+  int repeated = 0;
+  while (!todo.empty()) {
+    const google::protobuf::Descriptor* d = todo.back();
+    todo.pop_back();
+    if (!seen.insert(d).second) continue;
+    for (int i = 0; i < d->field_count(); ++i) {
+      const google::protobuf::FieldDescriptor* f = d->field(i);
+      if (f->is_repeated()) {
+        ++repeated;
+        EXPECT_GT(MaxEntries(*f), 0)
+            << f->full_name() << " has no cap: add it to kMaxEntries in model/validate.cc";
+      }
+      if (f->type() == google::protobuf::FieldDescriptor::TYPE_MESSAGE) {
+        todo.push_back(f->message_type());
+      }
+    }
+  }
+  EXPECT_GE(repeated, 5);  // the walk reached the record bodies
+}
+
+TEST(DocumentLimitsTest, ListsOverTheirCapAreRefusedNamingTheField) {
+  v1::Record surgery = ValidSurgeryRecord();
+  surgery.mutable_cataract_surgery()->clear_complications();
+  for (int i = 0; i < 300'000; ++i) surgery.mutable_cataract_surgery()->add_complications("x");
+  EXPECT_THAT(ValidateRecord(surgery),
+              StatusIs(absl::StatusCode::kInvalidArgument,
+                       HasSubstr("record.cataract_surgery.complications: must have at most 20 "
+                                 "complications, got 300000")));
+
+  v1::Record visits = ValidSurgeryRecord();
+  while (visits.cataract_surgery().follow_ups_size() < 11) {
+    *visits.mutable_cataract_surgery()->add_follow_ups() = visits.cataract_surgery().follow_ups(0);
+  }
+  EXPECT_THAT(ValidateRecord(visits),
+              StatusIs(absl::StatusCode::kInvalidArgument,
+                       HasSubstr("record.cataract_surgery.follow_ups: must have at most 10")));
+}
+
+TEST(DocumentLimitsTest, DocumentsOverTheSizeCapAreRefused) {
+  // Every field is capped on its own; unknown fields (from a newer app, or hostile) are not.
+  v1::Record record = ValidWellRecord();
+  record.GetReflection()->MutableUnknownFields(&record)->AddLengthDelimited(
+      999, std::string(kMaxDocumentBytes, 'x'));
+  EXPECT_THAT(ValidateRecord(record),
+              StatusIs(absl::StatusCode::kInvalidArgument,
+                       HasSubstr(absl::StrCat("record: a document may have at most ",
+                                              kMaxDocumentBytes, " bytes, got "))));
+  v1::Partner partner = ValidPartner();
+  partner.GetReflection()->MutableUnknownFields(&partner)->AddLengthDelimited(
+      999, std::string(kMaxDocumentBytes, 'x'));
+  EXPECT_THAT(ValidatePartner(partner),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("partner: a document")));
 }
 
 }  // namespace

@@ -183,7 +183,7 @@ void ExpectTrickyTable(const std::vector<std::vector<std::string>>& records,
       } else if (const auto* i = std::get_if<int64_t>(&cell)) {
         EXPECT_EQ(got, absl::StrCat(*i)) << "row " << r << " col " << c;
       } else if (const auto* d = std::get_if<double>(&cell)) {
-        EXPECT_EQ(std::strtod(got.c_str(), nullptr), *d) << "row " << r << " text " << got;
+        EXPECT_EQ(std::strtod(got.c_str(), nullptr), testing::Written(*d)) << "row " << r << " text " << got;
       } else if (const auto* b = std::get_if<bool>(&cell)) {
         EXPECT_EQ(got, *b ? "true" : "false");
       } else {

@@ -106,6 +106,17 @@ std::string RepairUtf8(absl::string_view s) {
 std::string DoubleText(double value) {
   if (!std::isfinite(value)) return "";
   char buf[400];
+  // At most 15 significant digits: every decimal of up to 15 digits (all a person or a device
+  // types) reads back as itself, while binary noise from arithmetic (0.1 * 3 =
+  // 0.30000000000000004) goes: 42.3, not 42.300000000000004.
+  {
+    auto [end, ec] = std::to_chars(buf, buf + sizeof(buf), value, std::chars_format::scientific, 14);
+    if (ec == std::errc()) {
+      double rounded = value;
+      auto parsed = std::from_chars(buf, end, rounded);
+      if (parsed.ec == std::errc()) value = rounded;
+    }
+  }
   // Without a precision, to_chars gives the shortest text that reads back exactly. Plain decimals
   // for everyday magnitudes (1000000, not 1e+06: people read these files); exponents only for
   // the very small and very large.

@@ -49,8 +49,8 @@ bool IsValidUtf8(absl::string_view s);
 // `s` with every invalid byte replaced by U+FFFD.
 std::string RepairUtf8(absl::string_view s);
 
-// Shortest text that parses back to the same double ("12.5", "0.1", "1e-07"); "" for NaN and
-// infinities.
+// Shortest text of the double nearest `value` at 15 significant digits ("12.5", "0.1", "1e-07",
+// "42.3" for 42.300000000000004); "" for NaN and infinities.
 std::string DoubleText(double value);
 
 // Checks a schema: a name, at least one column, column names non-empty and unique.

@@ -59,7 +59,12 @@ void AppendJsonString(absl::string_view text, std::string* out) {
 
 void AppendJsonValue(const Cell& cell, std::string* out) {
   if (const auto* s = std::get_if<std::string>(&cell)) {
-    AppendJsonString(*s, out);
+    // An empty text cell is null, as REPORTS.md and report.proto promise.
+    if (s->empty()) {
+      out->append("null");
+    } else {
+      AppendJsonString(*s, out);
+    }
   } else if (const auto* i = std::get_if<int64_t>(&cell)) {
     absl::StrAppend(out, *i);
   } else if (const auto* d = std::get_if<double>(&cell)) {

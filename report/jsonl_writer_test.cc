@@ -83,13 +83,14 @@ TEST(JsonLinesWriterTest, TypedValuesReadBackByPythonJson) {
       const Cell& cell = rows[r][c];
       const testing::Value& v = got.values[c];
       if (const auto* s = std::get_if<std::string>(&cell)) {
-        EXPECT_EQ(v, testing::Str(*s)) << "row " << r;  // not neutralised in JSON
+        // Not neutralised in JSON; an empty text is null.
+        EXPECT_EQ(v, s->empty() ? testing::Null() : testing::Str(*s)) << "row " << r;
       } else if (const auto* i = std::get_if<int64_t>(&cell)) {
         EXPECT_EQ(v, testing::Int(*i)) << "row " << r;
       } else if (const auto* d = std::get_if<double>(&cell)) {
         if (std::isfinite(*d)) {
           EXPECT_TRUE(v.kind == 'i' || v.kind == 'f') << v;
-          EXPECT_EQ(std::strtod(v.text.c_str(), nullptr), *d) << "row " << r;
+          EXPECT_EQ(std::strtod(v.text.c_str(), nullptr), testing::Written(*d)) << "row " << r;
         } else {
           EXPECT_EQ(v, testing::Null()) << "row " << r;
         }
@@ -105,6 +106,27 @@ TEST(JsonLinesWriterTest, TypedValuesReadBackByPythonJson) {
                                "\"functional\":null,\"drilled_on\":null,\"updated_at\":null}\n"));
   EXPECT_THAT(jsonl, HasSubstr("\"name\":\"cr\\rlf\\ncrlf\\r\\n\""));
   EXPECT_THAT(jsonl, HasSubstr("\"depth_m\":12.5,"));
+}
+
+TEST(JsonLinesWriterTest, EmptyTextIsNullAndNumbersCarryNoBinaryNoise) {
+  const std::vector<std::vector<Cell>> rows = {
+      {Cell{std::string()}, Cell{42.300000000000004}, Cell{}, Cell{}, Cell{}, Cell{}},
+      {Cell{std::string("x")}, Cell{0.1 * 3}, Cell{}, Cell{}, Cell{}, Cell{}},
+      {Cell{std::string(" ")}, Cell{423 * 0.1}, Cell{}, Cell{}, Cell{}, Cell{}},
+      {Cell{std::string()}, Cell{1.0 / 3.0}, Cell{}, Cell{}, Cell{}, Cell{}}};
+  const std::string jsonl = WriteJsonl(rows);
+  EXPECT_THAT(jsonl, HasSubstr("{\"name\":null,\"depth_m\":42.3,"));
+  EXPECT_THAT(jsonl, HasSubstr("{\"name\":\"x\",\"depth_m\":0.3,"));
+  EXPECT_THAT(jsonl, HasSubstr("{\"name\":\" \",\"depth_m\":42.3,"));
+  EXPECT_THAT(jsonl, HasSubstr("\"depth_m\":0.333333333333333,"));
+  testing::ReadBack back = ReadJsonl(jsonl);
+  ASSERT_EQ(back.exit_code, 0) << back.raw << "\n" << jsonl;
+  ASSERT_EQ(back.sheets[0].rows.size(), rows.size());
+  EXPECT_EQ(back.sheets[0].rows[0].values[0], testing::Null());
+  EXPECT_EQ(back.sheets[0].rows[1].values[0], testing::Str("x"));
+  EXPECT_EQ(back.sheets[0].rows[2].values[0], testing::Str(" "));  // a blank is text
+  EXPECT_EQ(back.sheets[0].rows[0].values[1].text, "42.3");
+  EXPECT_EQ(back.sheets[0].rows[1].values[1].text, "0.3");
 }
 
 TEST(JsonLinesWriterTest, ControlCharactersAndInvalidUtf8StillGiveValidJson) {

@@ -9,6 +9,8 @@
 #include <cstdint>
 #include <fstream>
 #include <sstream>
+#include <cstdio>
+#include <cstdlib>
 #include <string>
 #include <vector>
 
@@ -77,6 +79,12 @@ inline std::ostream& operator<<(std::ostream& os, const Value& v) {
   return os << v.kind << "(" << v.text << ")";
 }
 inline Value Str(absl::string_view s) { return {'s', std::string(s)}; }
+// What a writer's number reads back as: the double nearest `d` at 15 significant digits.
+inline double Written(double d) {
+  char buf[64];
+  std::snprintf(buf, sizeof(buf), "%.15g", d);
+  return std::strtod(buf, nullptr);
+}
 inline Value Int(int64_t v) { return {'i', absl::StrCat(v)}; }
 inline Value Bool(bool v) { return {'b', v ? "1" : "0"}; }
 inline Value DateTime(absl::string_view iso) { return {'d', std::string(iso)}; }

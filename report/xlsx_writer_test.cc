@@ -36,7 +36,7 @@ std::vector<std::string> Entries(const std::string& dir) {
 MATCHER_P(NumberIs, expected, "") {
   const Value& v = arg;
   *result_listener << "got " << v;
-  return (v.kind == 'i' || v.kind == 'f') && std::strtod(v.text.c_str(), nullptr) == expected;
+  return (v.kind == 'i' || v.kind == 'f') && std::strtod(v.text.c_str(), nullptr) == testing::Written(expected);
 }
 
 const TableSchema kWells = {"wells",

@@ -114,6 +114,11 @@ absl::StatusOr<v1::CreateEnrollmentResponse> Admin::CreateEnrollment(
     return absl::NotFoundError(absl::StrCat("device_id: device ", request.device_id(), " not found"));
   }
   FS_RETURN_IF_ERROR(device.status());
+  if (device->has_disabled_at()) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "device_id: device ", device->id(),
+        " is disabled; enable it (AdminService.EnableDevice) before making an enrollment code"));
+  }
   const int alphabet = sizeof(kCodeAlphabet) - 1;
   std::string random = RandomBytes(kCodeChars);
   std::string code;
@@ -132,28 +137,62 @@ absl::StatusOr<v1::CreateEnrollmentResponse> Admin::CreateEnrollment(
   return out;
 }
 
-absl::StatusOr<v1::EnrollResponse> Admin::Enroll(absl::string_view code) {
+absl::StatusOr<v1::EnrollResponse> Admin::Enroll(absl::string_view code,
+                                                 absl::string_view expected_device_id) {
   std::string normalized = NormalizeCode(code);
   if (normalized.size() != kCodeChars) {
     return absl::InvalidArgumentError(
         absl::StrCat("code: expected ", kCodeChars, " characters (dashes optional), got ",
                      normalized.size()));
   }
-  FS_ASSIGN_OR_RETURN(std::string device_id, store_.RedeemEnrollment(Sha256Hex(normalized)));
-  FS_ASSIGN_OR_RETURN(v1::Device device, store_.GetDevice(device_id));
-  v1::Token token;
-  token.set_device_id(device.id());
-  token.set_role(v1::ROLE_FIELD_DEVICE);
-  token.set_partner_id(device.partner_id());
-  token.set_label("enrollment");
-  FS_ASSIGN_OR_RETURN(v1::CreateTokenResponse issued,
-                      Issue(Actor{device.id()}, std::move(token), 0));
+  FS_RETURN_IF_ERROR(model::ValidateId("device_id", expected_device_id, /*allow_empty=*/true));
   v1::EnrollResponse out;
-  out.set_device_id(device.id());
-  out.set_partner_id(device.partner_id());
-  out.set_token(issued.secret());
-  out.set_acked_device_seq(device.acked_device_seq());
+  int64_t revoked_tokens = 0;
+  // One transaction: a code is used if and only if its token was issued (on a full disk the
+  // code stays valid), and the device's earlier tokens go in the same step, so that a phone
+  // enrolled again leaves no second live credential behind.
+  FS_RETURN_IF_ERROR(store_.RunInTransaction([&]() -> absl::Status {
+    FS_ASSIGN_OR_RETURN(std::string device_id, store_.RedeemEnrollment(Sha256Hex(normalized)));
+    if (!expected_device_id.empty() && device_id != expected_device_id) {
+      // Rolled back with the rest: the code stays valid for its own device.
+      return absl::FailedPreconditionError(
+          absl::StrCat("device_id: the code enrolls another device, not ", expected_device_id,
+                       " (the code stays valid for its own device)"));
+    }
+    FS_ASSIGN_OR_RETURN(v1::Device device, store_.GetDevice(device_id));
+    if (device.has_disabled_at()) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          "code: device ", device.id(), " is disabled; HQ must enable it before it can enroll"));
+    }
+    const Actor actor{device.id()};
+    FS_ASSIGN_OR_RETURN(int64_t revoked, store_.RevokeDeviceTokens(device.id(), actor));
+    v1::Token token;
+    token.set_device_id(device.id());
+    token.set_role(v1::ROLE_FIELD_DEVICE);
+    token.set_partner_id(device.partner_id());
+    token.set_label("enrollment");
+    FS_ASSIGN_OR_RETURN(v1::CreateTokenResponse issued, Issue(actor, std::move(token), 0));
+    revoked_tokens = revoked;
+    out.set_device_id(device.id());
+    out.set_partner_id(device.partner_id());
+    out.set_token(issued.secret());
+    out.set_acked_device_seq(device.acked_device_seq());
+    return absl::OkStatus();
+  }));
+  if (revoked_tokens > 0) {
+    Log("info", absl::StrCat("enrollment of device=", out.device_id(), " revoked ", revoked_tokens,
+                             " earlier token(s)"));
+  }
   return out;
+}
+
+absl::StatusOr<v1::Device> Admin::SetDeviceDisabled(const Principal& who, absl::string_view id,
+                                                    bool disabled) {
+  FS_RETURN_IF_ERROR(model::ValidateId("id", id, /*allow_empty=*/false));
+  FS_ASSIGN_OR_RETURN(v1::Device device, store_.SetDeviceDisabled(id, disabled, who.actor()));
+  Log("info", absl::StrCat(disabled ? "disabled" : "enabled", " device=", device.id(),
+                           " by=", who.actor().id));
+  return device;
 }
 
 absl::StatusOr<v1::CreateTokenResponse> Admin::Issue(const Actor& actor, v1::Token token,

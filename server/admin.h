@@ -32,9 +32,16 @@ class Admin {
                                                       const v1::ListDevicesRequest& request);
   absl::StatusOr<v1::CreateEnrollmentResponse> CreateEnrollment(
       const Principal& who, const v1::CreateEnrollmentRequest& request);
-  // Redeems a one-time enrollment code for the device's token (SyncService.Enroll).
-  // NOT_FOUND for an unknown, used or expired code.
-  absl::StatusOr<v1::EnrollResponse> Enroll(absl::string_view code);
+  // Disables or enables a device (AdminService.DisableDevice / EnableDevice).
+  absl::StatusOr<v1::Device> SetDeviceDisabled(const Principal& who, absl::string_view id,
+                                               bool disabled);
+  // Redeems a one-time enrollment code for the device's token (SyncService.Enroll), in one
+  // transaction with the revocation of the device's earlier tokens: on any failure (a full
+  // disk) the code stays valid. NOT_FOUND for an unknown, used, replaced or expired code;
+  // FAILED_PRECONDITION for a disabled device, or when `expected_device_id` (a store enrolling
+  // again) is set and the code is for another device.
+  absl::StatusOr<v1::EnrollResponse> Enroll(absl::string_view code,
+                                            absl::string_view expected_device_id = "");
   absl::StatusOr<v1::CreateTokenResponse> CreateToken(const Principal& who,
                                                       const v1::CreateTokenRequest& request);
   absl::StatusOr<v1::ListTokensResponse> ListTokens(const Principal& who,

@@ -52,6 +52,8 @@ const Policy kPolicies[] = {
     {"/fieldsync.v1.TrackerService/DeleteRecord", kFieldWriters},
     {"/fieldsync.v1.TrackerService/ListConflicts", kEveryone},
     {"/fieldsync.v1.TrackerService/ResolveConflict", kAdmin},
+    {"/fieldsync.v1.TrackerService/ListRejections", kEveryone},
+    {"/fieldsync.v1.TrackerService/ResolveRejection", kAdmin},
     {"/fieldsync.v1.TrackerService/WatchChanges", kEveryone},
     {"/fieldsync.v1.SyncService/Handshake", kDevices},
     {"/fieldsync.v1.SyncService/Push", kDevices},
@@ -66,6 +68,8 @@ const Policy kPolicies[] = {
     {"/fieldsync.v1.AdminService/CreateDevice", kAdmin},
     {"/fieldsync.v1.AdminService/ListDevices", kAdmin},
     {"/fieldsync.v1.AdminService/CreateEnrollment", kAdmin},
+    {"/fieldsync.v1.AdminService/DisableDevice", kAdmin},
+    {"/fieldsync.v1.AdminService/EnableDevice", kAdmin},
     {"/fieldsync.v1.AdminService/CreateToken", kAdmin},
     {"/fieldsync.v1.AdminService/ListTokens", kAdmin},
     {"/fieldsync.v1.AdminService/RevokeToken", kAdmin},
@@ -150,6 +154,11 @@ absl::StatusOr<Principal> Authenticator::Authorize(absl::string_view authorizati
           absl::ToUnixMicros(absl::Now())) {
     return absl::UnauthenticatedError(
         absl::StrCat("authorization: token ", token.prefix(), "… has expired"));
+  }
+  if (found->device_disabled) {
+    return absl::UnauthenticatedError(
+        absl::StrCat("authorization: device ", token.device_id(),
+                     " is disabled (HQ can enable it again: 'fieldsync devices enable ID')"));
   }
   std::vector<v1::Role> roles = RolesFor(method);
   if (std::find(roles.begin(), roles.end(), token.role()) == roles.end()) {

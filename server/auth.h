@@ -33,7 +33,7 @@ struct Principal {
   // The partner a FIELD_DEVICE credential is bound to; empty for HQ roles.
   const std::string& partner_id() const { return token.partner_id(); }
   bool partner_bound() const { return token.role() == v1::ROLE_FIELD_DEVICE; }
-  Actor actor() const { return Actor{subject_id()}; }
+  Actor actor() const { return Actor{subject_id(), role(), partner_bound() ? partner_id() : ""}; }
   // The read scope of this caller.
   Scope scope() const { return Scope{partner_bound() ? partner_id() : std::string()}; }
 };

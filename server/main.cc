@@ -52,6 +52,9 @@ Flags:
                            several fieldsyncd may share it: docs/OPERATIONS.md)
   --tls-cert PATH          PEM certificate chain: serve TLS (with --tls-key)
   --tls-key PATH           PEM private key for --tls-cert
+  --allow-plaintext        serve plain text on an address other than loopback (refused
+                           without it: tokens would cross the network in clear); only behind a
+                           proxy that terminates TLS, or on a trusted private network
   --demo-data              load a demo network (partners, projects, thousands of records) into
                            the database if it has no projects yet, then serve
   --create-admin-token     create (or reuse) the admin user --admin-name, print a new bearer
@@ -83,6 +86,17 @@ after N ms" and trailing metadata retry-after-ms; 0 turns a limit off):
                                  at least 1000: one full batch)
   --device-max-concurrent N      Push/Pull calls of one device running at once (default 8)
 
+Hostile callers (docs/OPERATIONS.md, "Limits"):
+  --auth-failures-per-minute N   failed authentications (bad token or enrollment code) one
+                                 address may make per minute after a burst; beyond, its calls
+                                 get RESOURCE_EXHAUSTED "...; retry after N ms" (default 30)
+  --auth-failure-burst N         failures a rested address may make at once (default 20)
+  --max-streams-per-token N      Pull, WatchChanges and Export streams one token may hold open
+                                 (default 8)
+  --max-streams N                streams open at once in all (default 256)
+  --max-threads N                threads serving calls; each open stream holds one, a call
+                                 beyond gets RESOURCE_EXHAUSTED (default 400)
+
 ReportService (auditor exports; see docs/REPORTS.md):
   --iati-org-ref REF       IATI identifier of the reporting organisation, also the prefix of
                            activity identifiers of projects without one (default XM-DAC-00000,
@@ -106,6 +120,7 @@ struct Flags {
   std::string synchronous = "FULL";
   std::string max_db_mb = "0";
   bool demo_data = false;
+  bool allow_plaintext = false;
   bool create_admin_token = false;
   std::string iati_org_ref = "XM-DAC-00000";
   std::string iati_org_name = "fieldsync NGO network";
@@ -223,7 +238,9 @@ bool ParseFlags(int argc, char** argv, Flags& f, bool& exit_now) {
       {"--synchronous", &f.synchronous}, {"--max-db-mb", &f.max_db_mb}};
   for (const char* name : {"--device-calls-per-minute", "--device-call-burst",
                            "--device-changes-per-minute", "--device-change-burst",
-                           "--device-max-concurrent"}) {
+                           "--device-max-concurrent", "--auth-failures-per-minute",
+                           "--auth-failure-burst", "--max-streams-per-token", "--max-streams",
+                           "--max-threads"}) {
     values[name] = &f.limits[name];
   }
   values["--iati-org-ref"] = &f.iati_org_ref;
@@ -233,6 +250,7 @@ bool ParseFlags(int argc, char** argv, Flags& f, bool& exit_now) {
   values["--config"] = &f.config;
   values["--drain-seconds"] = &f.drain_seconds;
   std::map<std::string, bool*> switches = {{"--demo-data", &f.demo_data},
+                                           {"--allow-plaintext", &f.allow_plaintext},
                                            {"--create-admin-token", &f.create_admin_token}};
   switches["--check-config"] = &f.check_config;
   values["--restore-from"] = &f.restore_from;
@@ -290,6 +308,19 @@ int Fail(const absl::Status& s) {
   return 1;
 }
 
+// True for a host of --listen that only this machine can reach: 127.0.0.0/8, ::1, localhost.
+bool IsLoopbackHost(absl::string_view host) {
+  if (absl::ConsumePrefix(&host, "[")) absl::ConsumeSuffix(&host, "]");
+  return host == "localhost" || host == "::1" || absl::StartsWith(host, "127.");
+}
+
+// Plain text (no TLS) on an address other machines can reach.
+bool PlaintextOffLoopback(const Flags& f) {
+  const size_t colon = f.listen.rfind(':');
+  return f.tls_cert.empty() && colon != std::string::npos &&
+         !IsLoopbackHost(absl::string_view(f.listen).substr(0, colon));
+}
+
 // The checks of flag values that need no file, database or network; main makes them before
 // anything else and --check-config with them. A new flag's value check belongs here.
 absl::Status CheckValues(const Flags& f) {
@@ -304,6 +335,13 @@ absl::Status CheckValues(const Flags& f) {
   if (f.db.empty()) return absl::InvalidArgumentError("--db: must not be empty");
   if (f.tls_cert.empty() != f.tls_key.empty()) {
     return absl::InvalidArgumentError("--tls-cert and --tls-key must be given together");
+  }
+  if (PlaintextOffLoopback(f) && !f.allow_plaintext) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "--listen: ", f.listen, " is not a loopback address and no --tls-cert/--tls-key are "
+        "given: bearer tokens and field data would cross the network in plain text. Give "
+        "--tls-cert and --tls-key, or --allow-plaintext if a proxy in front of fieldsyncd "
+        "terminates TLS or the network is private"));
   }
   if (f.synchronous != "FULL" && f.synchronous != "NORMAL" && f.synchronous != "OFF") {
     return absl::InvalidArgumentError(
@@ -436,12 +474,20 @@ int main(int argc, char** argv) {
   if (!ParseFlags(argc, argv, flags, exit_now)) return 2;
   if (exit_now) return 0;
   DeviceLimits device_limits;
+  AuthFailureLimits auth_failure_limits;
+  StreamLimits stream_limits;
+  int64_t max_threads = ServerOptions().max_threads;
   for (auto& [name, target] : std::map<std::string, int64_t*>{
            {"--device-calls-per-minute", &device_limits.calls_per_minute},
            {"--device-call-burst", &device_limits.call_burst},
            {"--device-changes-per-minute", &device_limits.changes_per_minute},
            {"--device-change-burst", &device_limits.change_burst},
-           {"--device-max-concurrent", &device_limits.max_concurrent_calls}}) {
+           {"--device-max-concurrent", &device_limits.max_concurrent_calls},
+           {"--auth-failures-per-minute", &auth_failure_limits.failures_per_minute},
+           {"--auth-failure-burst", &auth_failure_limits.failure_burst},
+           {"--max-streams-per-token", &stream_limits.per_principal},
+           {"--max-streams", &stream_limits.total},
+           {"--max-threads", &max_threads}}) {
     const std::string& given = flags.limits[name];
     if (!given.empty() && !absl::SimpleAtoi(given, target)) {
       std::cerr << "fieldsyncd: " << name << ": not a whole number, got '" << given << "'\n";
@@ -450,6 +496,18 @@ int main(int argc, char** argv) {
   }
   if (absl::Status s = device_limits.Validate(); !s.ok()) {
     std::cerr << "fieldsyncd: " << s.message() << "\n";
+    return 2;
+  }
+  if (absl::Status s = auth_failure_limits.Validate(); !s.ok()) {
+    std::cerr << "fieldsyncd: " << s.message() << "\n";
+    return 2;
+  }
+  if (stream_limits.per_principal < 0 || stream_limits.total < 0) {
+    std::cerr << "fieldsyncd: --max-streams and --max-streams-per-token: must be at least 0\n";
+    return 2;
+  }
+  if (max_threads < 8 || max_threads > 100000) {
+    std::cerr << "fieldsyncd: --max-threads: must be 8..100000, got " << max_threads << "\n";
     return 2;
   }
   if (absl::Status s = CheckValues(flags); !s.ok()) {
@@ -461,6 +519,13 @@ int main(int argc, char** argv) {
     if (!found.ok()) {
       std::cerr << "fieldsyncd: " << found.status().message() << "\n";
       return 2;
+    }
+    if (PlaintextOffLoopback(flags)) {
+      std::cerr << "fieldsyncd: warning: --listen " << flags.listen
+                << " serves plain text to other machines (--allow-plaintext): bearer tokens and "
+                   "field data cross the network unencrypted unless a proxy in front terminates "
+                   "TLS\n";
+      absl::StrAppend(&*found, " (--allow-plaintext: not encrypted off this machine)");
     }
     std::cout << "configuration OK: listen " << flags.listen << ", " << *found << "\n";
     return 0;
@@ -575,6 +640,9 @@ int main(int argc, char** argv) {
                                        : flags.report_tmp_dir;
   server_options.server_version = kVersion;
   server_options.device_limits = device_limits;
+  server_options.auth_failure_limits = auth_failure_limits;
+  server_options.stream_limits = stream_limits;
+  server_options.max_threads = static_cast<int>(max_threads);
   server_options.listen = flags.listen;
   server_options.tls_cert_path = flags.tls_cert;
   server_options.tls_key_path = flags.tls_key;
@@ -585,6 +653,11 @@ int main(int argc, char** argv) {
   Log("info", absl::StrCat("fieldsyncd ", kVersion, " listening on ", host, ":",
                            (*server)->port(), (*server)->tls() ? " (TLS)" : " (plaintext)",
                            " db=", fieldsync::db::RedactUrl(flags.db)));
+  if (PlaintextOffLoopback(flags)) {
+    Log("warn", absl::StrCat("plain text on ", host, " (--allow-plaintext): tokens and field data "
+                             "cross the network unencrypted unless a proxy in front terminates "
+                             "TLS"));
+  }
   if (!flags.port_file.empty()) {
     std::string tmp = flags.port_file + ".tmp";
     if (FILE* f = std::fopen(tmp.c_str(), "w")) {

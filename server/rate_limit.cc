@@ -2,9 +2,11 @@
 
 #include <algorithm>
 #include <cmath>
+#include <iterator>
 #include <utility>
 
 #include "absl/strings/cord.h"
+#include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
@@ -22,10 +24,7 @@ constexpr int64_t kBusyRetryMs = 500;
 constexpr size_t kSweepAbove = 10000;
 
 absl::Status Exhausted(absl::string_view what, int64_t retry_after_ms) {
-  absl::Status s = absl::ResourceExhaustedError(
-      absl::StrCat(what, "; retry after ", retry_after_ms, " ms"));
-  s.SetPayload(kRetryAfterPayload, absl::Cord(absl::StrCat(retry_after_ms)));
-  return s;
+  return RetryLater(what, retry_after_ms);
 }
 
 // Milliseconds until a bucket refilling at `per_minute` holds `need` tokens, given `have`.
@@ -172,6 +171,146 @@ int64_t RetryAfterMs(const absl::Status& status) {
   int64_t ms = -1;
   if (!payload || !absl::SimpleAtoi(std::string(*payload), &ms)) return -1;
   return ms;
+}
+
+absl::Status RetryLater(absl::string_view what, int64_t retry_after_ms) {
+  absl::Status s = absl::ResourceExhaustedError(
+      absl::StrCat(what, "; retry after ", retry_after_ms, " ms"));
+  s.SetPayload(kRetryAfterPayload, absl::Cord(absl::StrCat(retry_after_ms)));
+  return s;
+}
+
+// --- AuthFailureThrottle ---
+
+absl::Status AuthFailureLimits::Validate() const {
+  if (failures_per_minute < 0) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "--auth-failures-per-minute: must be at least 0, got ", failures_per_minute));
+  }
+  if (failures_per_minute > 0 && failure_burst < 1) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--auth-failure-burst: must be at least 1, got ", failure_burst));
+  }
+  return absl::OkStatus();
+}
+
+AuthFailureThrottle::AuthFailureThrottle(AuthFailureLimits limits,
+                                         std::function<absl::Time()> clock)
+    : limits_(limits), clock_(clock ? std::move(clock) : std::function<absl::Time()>(absl::Now)) {}
+
+AuthFailureThrottle::Bucket& AuthFailureThrottle::BucketOf(absl::string_view peer,
+                                                           absl::Time now) {
+  auto it = buckets_.find(peer);
+  if (it == buckets_.end()) {
+    if (buckets_.size() > kSweepAbove) {
+      // Forget addresses whose bucket has refilled: they are as good as new.
+      for (auto s = buckets_.begin(); s != buckets_.end();) {
+        double minutes = absl::ToDoubleMinutes(now - s->second.refilled);
+        bool rested = s->second.failures_left +
+                          minutes * static_cast<double>(limits_.failures_per_minute) >=
+                      static_cast<double>(limits_.failure_burst);
+        s = rested ? buckets_.erase(s) : std::next(s);
+      }
+    }
+    Bucket fresh;
+    fresh.failures_left = static_cast<double>(limits_.failure_burst);
+    fresh.refilled = now;
+    fresh.window_start = now;
+    it = buckets_.emplace(std::string(peer), fresh).first;
+  }
+  Bucket& b = it->second;
+  double minutes = std::max(0.0, absl::ToDoubleMinutes(now - b.refilled));
+  b.refilled = now;
+  b.failures_left = std::min(static_cast<double>(limits_.failure_burst),
+                             b.failures_left + minutes * static_cast<double>(
+                                                             limits_.failures_per_minute));
+  if (now - b.window_start >= absl::Minutes(1)) {
+    b.window_start = now;
+    b.failures_in_window = 0;
+    b.logged_in_window = false;
+  }
+  return b;
+}
+
+absl::Status AuthFailureThrottle::Check(absl::string_view peer) {
+  if (limits_.failures_per_minute == 0) return absl::OkStatus();
+  const absl::Time now = clock_();
+  std::lock_guard<std::mutex> lock(mu_);
+  Bucket& b = BucketOf(peer, now);
+  if (b.failures_left >= 1.0) return absl::OkStatus();
+  return RetryLater(absl::StrCat("authorization: too many failed authentications from this "
+                                 "address (at most ",
+                                 limits_.failures_per_minute, " a minute after a burst of ",
+                                 limits_.failure_burst, ")"),
+                    WaitMs(1.0, b.failures_left, limits_.failures_per_minute));
+}
+
+void AuthFailureThrottle::RecordFailure(absl::string_view peer) {
+  if (limits_.failures_per_minute == 0) return;
+  const absl::Time now = clock_();
+  std::lock_guard<std::mutex> lock(mu_);
+  Bucket& b = BucketOf(peer, now);
+  b.failures_left = std::max(0.0, b.failures_left - 1.0);
+  b.failures_in_window += 1;
+  if (b.failures_left < 1.0 && !b.logged_in_window) {
+    b.logged_in_window = true;
+    Log("warn", absl::StrCat("auth: ", b.failures_in_window, " failed authentications from ", peer,
+                             " in the last minute; its calls are refused until it slows to ",
+                             limits_.failures_per_minute, " a minute"));
+  }
+}
+
+std::string PeerAddress(absl::string_view peer) {
+  if (!absl::StartsWith(peer, "ipv4:") && !absl::StartsWith(peer, "ipv6:")) {
+    return std::string(peer);
+  }
+  size_t colon = peer.rfind(':');
+  if (colon == absl::string_view::npos || colon < 5) return std::string(peer);
+  return std::string(peer.substr(0, colon));
+}
+
+// --- StreamLimiter ---
+
+StreamLimiter::Slot::Slot(Slot&& other) noexcept
+    : limiter_(std::exchange(other.limiter_, nullptr)), principal_(std::move(other.principal_)) {}
+
+StreamLimiter::Slot& StreamLimiter::Slot::operator=(Slot&& other) noexcept {
+  if (this != &other) {
+    if (limiter_ != nullptr) limiter_->Release(principal_);
+    limiter_ = std::exchange(other.limiter_, nullptr);
+    principal_ = std::move(other.principal_);
+  }
+  return *this;
+}
+
+StreamLimiter::Slot::~Slot() {
+  if (limiter_ != nullptr) limiter_->Release(principal_);
+}
+
+absl::StatusOr<StreamLimiter::Slot> StreamLimiter::Admit(absl::string_view principal) {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (limits_.total > 0 && total_ >= limits_.total) {
+    return RetryLater(absl::StrCat("server busy: ", total_,
+                                   " streams are open, the most this server holds at once"),
+                      kBusyRetryMs * 10);
+  }
+  int64_t& mine = open_[std::string(principal)];
+  if (limits_.per_principal > 0 && mine >= limits_.per_principal) {
+    return RetryLater(absl::StrCat("this token already holds ", limits_.per_principal,
+                                   " open streams (Pull, WatchChanges, Export), the most one "
+                                   "token may; close one first"),
+                      kBusyRetryMs * 10);
+  }
+  mine += 1;
+  total_ += 1;
+  return Slot(this, std::string(principal));
+}
+
+void StreamLimiter::Release(const std::string& principal) {
+  std::lock_guard<std::mutex> lock(mu_);
+  auto it = open_.find(principal);
+  if (it != open_.end() && --it->second <= 0) open_.erase(it);
+  if (total_ > 0) total_ -= 1;
 }
 
 }  // namespace fieldsync::server

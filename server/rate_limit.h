@@ -97,6 +97,101 @@ class DeviceRateLimiter {
 // The retry hint carried by a RESOURCE_EXHAUSTED from DeviceRateLimiter, in milliseconds; -1 when
 // `status` has none.
 int64_t RetryAfterMs(const absl::Status& status);
+// RESOURCE_EXHAUSTED "<what>; retry after N ms" carrying N as the retry hint (RetryAfterMs()).
+absl::Status RetryLater(absl::string_view what, int64_t retry_after_ms);
+
+// Failed authentications one network address may make: a wrong, unknown, revoked or expired
+// token, or a wrong enrollment code. Guessing is slowed to `failures_per_minute` after a burst.
+struct AuthFailureLimits {
+  // Failures one address may make per minute, sustained; 0 turns the throttle off. Default 30.
+  int64_t failures_per_minute = 30;
+  // Failures a rested address may make in a burst. Default 20.
+  int64_t failure_burst = 20;
+
+  // INVALID_ARGUMENT naming the flag for impossible settings.
+  absl::Status Validate() const;
+};
+
+// A token bucket of failed authentications per address ("ipv4:10.1.2.3", the peer without its
+// port). While an address's bucket is empty, every call from it that needs a credential (a
+// token or an enrollment code) is refused with RESOURCE_EXHAUSTED and a retry hint, before the
+// credential is looked at: a guesser learns nothing faster than the refill rate. Addresses with
+// failures to spare, and so every other peer, are not affected. Thread-safe.
+//
+// Logs one line per address and minute once it is throttled ("auth: 20 failed authentications
+// from ipv4:10.1.2.3 in the last minute; ..."), never the credential.
+class AuthFailureThrottle {
+ public:
+  explicit AuthFailureThrottle(AuthFailureLimits limits,
+                               std::function<absl::Time()> clock = nullptr);
+
+  // OK, or RESOURCE_EXHAUSTED with a retry hint while `peer` has no failures left.
+  absl::Status Check(absl::string_view peer);
+  // Counts one failed authentication of `peer`.
+  void RecordFailure(absl::string_view peer);
+
+ private:
+  struct Bucket {
+    double failures_left = 0;
+    absl::Time refilled;
+    absl::Time window_start;
+    int64_t failures_in_window = 0;
+    bool logged_in_window = false;
+  };
+  Bucket& BucketOf(absl::string_view peer, absl::Time now);
+
+  const AuthFailureLimits limits_;
+  const std::function<absl::Time()> clock_;
+  std::mutex mu_;
+  std::map<std::string, Bucket, std::less<>> buckets_;
+};
+
+// The address part of a gRPC peer string: "ipv4:10.1.2.3:5555" -> "ipv4:10.1.2.3",
+// "ipv6:[::1]:5555" -> "ipv6:[::1]"; anything else unchanged.
+std::string PeerAddress(absl::string_view peer);
+
+// Caps on server streams open at once (Pull, WatchChanges, Export, health Watch): per
+// principal (a token; callers without one share the principal "") and in total. A stream holds
+// a server thread while it is open, so this is what keeps idle streams from taking them all.
+struct StreamLimits {
+  // Streams one token may hold open; 0 turns the cap off. Default 8.
+  int64_t per_principal = 8;
+  // Streams open at once in all; 0 turns the cap off. Default 256.
+  int64_t total = 256;
+};
+
+class StreamLimiter {
+ public:
+  explicit StreamLimiter(StreamLimits limits) : limits_(limits) {}
+
+  // A place among open streams, held while the stream runs. Movable.
+  class Slot {
+   public:
+    Slot() = default;
+    Slot(Slot&& other) noexcept;
+    Slot& operator=(Slot&& other) noexcept;
+    ~Slot();
+
+   private:
+    friend class StreamLimiter;
+    Slot(StreamLimiter* limiter, std::string principal)
+        : limiter_(limiter), principal_(std::move(principal)) {}
+    StreamLimiter* limiter_ = nullptr;
+    std::string principal_;
+  };
+
+  // A place for one more stream of `principal`, or RESOURCE_EXHAUSTED with a retry hint naming
+  // the cap that was reached.
+  absl::StatusOr<Slot> Admit(absl::string_view principal);
+
+ private:
+  void Release(const std::string& principal);
+
+  const StreamLimits limits_;
+  std::mutex mu_;
+  int64_t total_ = 0;
+  std::map<std::string, int64_t, std::less<>> open_;
+};
 
 }  // namespace fieldsync::server
 

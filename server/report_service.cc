@@ -407,6 +407,10 @@ absl::StatusOr<v1::VerifyAuditChainResponse> Reporter::VerifyAuditChain(
     return fail(expected, absl::StrCat("entries ", expected, "..", to,
                                        " are missing (the log ends at ", expected - 1, ")"));
   }
+  // What exports show beside the hashed entries (old values, won/lost, project) must follow
+  // from them: recomputed by replaying the chain through the merge.
+  FS_ASSIGN_OR_RETURN(auto rows, store_.CheckAuditRows(from, to));
+  if (rows.first != 0) return fail(rows.first, rows.second);
   out.set_ok(true);
   return out;
 }
@@ -416,7 +420,7 @@ absl::StatusOr<v1::VerifyAuditChainResponse> Reporter::VerifyAuditChain(
 grpc::Status ReportServiceImpl::Export(grpc::ServerContext* ctx, const v1::ExportRequest* req,
                                        grpc::ServerWriter<v1::ExportChunk>* writer) {
   absl::StatusOr<Principal> who =
-      auth_.Authorize(AuthorizationOf(*ctx), absl::StrCat("/", kReport, "/Export"));
+      AuthorizeCall(auth_, *ctx, absl::StrCat("/", kReport, "/Export"));
   if (!who.ok()) return ToGrpcStatus(who.status());
   return ToGrpcStatus(reporter_.Export(
       *who, *req, [&](const v1::ExportChunk& chunk) { return writer->Write(chunk); },

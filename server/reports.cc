@@ -3,6 +3,7 @@
 #include <cmath>
 #include <cstdio>
 #include <map>
+#include <optional>
 #include <utility>
 #include <vector>
 
@@ -356,7 +357,7 @@ absl::Status ProjectRow(const ReportProject& p, const RowFn& write) {
   row.push_back(Text(ShortName(pr.status())));
   row.push_back(Date(pr.start_date()));
   row.push_back(Date(pr.end_date()));
-  row.push_back(Num(Major(pr.budget().amount_minor(), cur)));
+  row.push_back(pr.has_budget() ? Num(Major(pr.budget().amount_minor(), cur)) : Cell());
   row.push_back(Text(cur));
   row.push_back(Text(pr.donor()));
   row.push_back(Text(pr.iati_identifier()));
@@ -666,6 +667,8 @@ struct Measure {
   double actual;
   std::string unit;
   std::string note;
+  // expected - actual where subtracting the doubles would add noise (money: from minor units).
+  std::optional<double> gap = std::nullopt;
 };
 
 std::vector<Measure> MeasuresOf(const ReportProject& p) {
@@ -698,7 +701,8 @@ std::vector<Measure> MeasuresOf(const ReportProject& p) {
                         cur.empty() ? "the budget's (none set)" : cur, " not counted");
   }
   out.push_back({"spend_vs_budget", Major(p.project.budget().amount_minor(), cur),
-                 Major(p.spend_minor, cur), cur, note});
+                 Major(p.spend_minor, cur), cur, note,
+                 Major(p.project.budget().amount_minor() - p.spend_minor, cur)});
   return out;
 }
 
@@ -721,7 +725,7 @@ absl::Status ReconciliationRows(const ReportProject& p, const RowFn& write) {
                              Text(p.who.partner_id), Text(p.who.partner_name),
                              Text(p.who.country),    Text(ShortName(p.project.kind())),
                              Text(m.name),           Num(m.expected),
-                             Num(m.actual),          Num(m.expected - m.actual),
+                             Num(m.actual),          Num(m.gap.value_or(m.expected - m.actual)),
                              Text(m.unit),           Text(m.note)};
     FS_RETURN_IF_ERROR(write(row));
   }

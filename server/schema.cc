@@ -296,6 +296,48 @@ CREATE TABLE stats_schools(
   donations INTEGER NOT NULL,                 -- donation records (the row goes at 0)
   PRIMARY KEY (project_id, record_date, school_name)) WITHOUT ROWID;
 )sql",
+    // 5: field correctness (docs/SYNC.md). Every store of a device numbers its changes in its
+    // own sequence space (stream_id; '' is the legacy space kept in devices.acked_device_seq), so
+    // two stores of one device both land. Refused changes go to the rejection log, whole,
+    // instead of blocking the device (their change_log entry has op 'reject'). Conflicts gain
+    // a kind: RULE flags a merged document that breaks a rule spanning two writers' edits.
+    // devices.pulled_seq is how far the device's last complete pull reached: what it had seen.
+    R"sql(
+ALTER TABLE change_log ADD COLUMN stream_id TEXT NOT NULL DEFAULT '';
+DROP INDEX change_log_by_device;
+CREATE UNIQUE INDEX change_log_by_stream ON change_log(device_id, stream_id, device_seq)
+  WHERE device_id IS NOT NULL;
+CREATE TABLE device_streams(
+  device_id TEXT NOT NULL REFERENCES devices(id),
+  stream_id TEXT NOT NULL,
+  acked_device_seq INTEGER NOT NULL,
+  created_at INTEGER NOT NULL,
+  PRIMARY KEY (device_id, stream_id));
+CREATE TABLE rejections(
+  id TEXT PRIMARY KEY,
+  device_id TEXT NOT NULL,
+  stream_id TEXT NOT NULL,
+  device_seq INTEGER NOT NULL,
+  collection TEXT NOT NULL,
+  doc_id TEXT NOT NULL,
+  partner_id TEXT NOT NULL,             -- the pushing device's partner
+  change BLOB NOT NULL,               -- the v1.Change as received
+  code INTEGER NOT NULL,                  -- gRPC status code
+  reason TEXT NOT NULL,
+  seq INTEGER NOT NULL,                   -- its change_log entry (op 'reject')
+  received_at INTEGER NOT NULL,
+  status TEXT NOT NULL,                 -- OPEN, RESOLVED
+  resolved_by TEXT, resolved_at INTEGER, resolution_note TEXT);
+CREATE UNIQUE INDEX rejections_by_stream ON rejections(device_id, stream_id, device_seq);
+CREATE INDEX rejections_by_status ON rejections(status, id);
+ALTER TABLE conflicts ADD COLUMN kind TEXT NOT NULL DEFAULT 'FIELD';
+ALTER TABLE conflicts ADD COLUMN reason TEXT NOT NULL DEFAULT '';
+ALTER TABLE devices ADD COLUMN pulled_seq INTEGER NOT NULL DEFAULT 0;
+    // 6: a device can be disabled (AdminService.DisableDevice): while disabled_at is set, every
+    // token of the device is refused and it cannot enroll.
+    R"sql(
+ALTER TABLE devices ADD COLUMN disabled_at INTEGER;
+)sql",
 };
 
 // The same migrations on PostgreSQL: the same versions, tables, columns and indexes, in its
@@ -591,6 +633,46 @@ CREATE TABLE stats_schools(
   school_name TEXT COLLATE "C" NOT NULL,
   donations BIGINT NOT NULL,                 -- donation records (the row goes at 0)
   PRIMARY KEY (project_id, record_date, school_name));
+)sql",
+    // 5: field correctness (docs/SYNC.md). Every store of a device numbers its changes in its
+    // own sequence space (stream_id; '' is the legacy space kept in devices.acked_device_seq), so
+    // two stores of one device both land. Refused changes go to the rejection log, whole,
+    // instead of blocking the device (their change_log entry has op 'reject'). Conflicts gain
+    // a kind: RULE flags a merged document that breaks a rule spanning two writers' edits.
+    // devices.pulled_seq is how far the device's last complete pull reached: what it had seen.
+    R"sql(
+ALTER TABLE change_log ADD COLUMN stream_id TEXT COLLATE "C" NOT NULL DEFAULT '';
+DROP INDEX change_log_by_device;
+CREATE UNIQUE INDEX change_log_by_stream ON change_log(device_id, stream_id, device_seq)
+  WHERE device_id IS NOT NULL;
+CREATE TABLE device_streams(
+  device_id TEXT COLLATE "C" NOT NULL REFERENCES devices(id),
+  stream_id TEXT COLLATE "C" NOT NULL,
+  acked_device_seq BIGINT NOT NULL,
+  created_at BIGINT NOT NULL,
+  PRIMARY KEY (device_id, stream_id));
+CREATE TABLE rejections(
+  id TEXT COLLATE "C" PRIMARY KEY,
+  device_id TEXT COLLATE "C" NOT NULL,
+  stream_id TEXT COLLATE "C" NOT NULL,
+  device_seq BIGINT NOT NULL,
+  collection TEXT COLLATE "C" NOT NULL,
+  doc_id TEXT COLLATE "C" NOT NULL,
+  partner_id TEXT COLLATE "C" NOT NULL,             -- the pushing device's partner
+  change BYTEA NOT NULL,               -- the v1.Change as received
+  code BIGINT NOT NULL,                  -- gRPC status code
+  reason TEXT COLLATE "C" NOT NULL,
+  seq BIGINT NOT NULL,                   -- its change_log entry (op 'reject')
+  received_at BIGINT NOT NULL,
+  status TEXT COLLATE "C" NOT NULL,                 -- OPEN, RESOLVED
+  resolved_by TEXT COLLATE "C", resolved_at BIGINT, resolution_note TEXT);
+CREATE UNIQUE INDEX rejections_by_stream ON rejections(device_id, stream_id, device_seq);
+CREATE INDEX rejections_by_status ON rejections(status, id);
+ALTER TABLE conflicts ADD COLUMN kind TEXT COLLATE "C" NOT NULL DEFAULT 'FIELD';
+ALTER TABLE conflicts ADD COLUMN reason TEXT COLLATE "C" NOT NULL DEFAULT '';
+ALTER TABLE devices ADD COLUMN pulled_seq BIGINT NOT NULL DEFAULT 0;
+    R"sql(
+ALTER TABLE devices ADD COLUMN disabled_at BIGINT;
 )sql",
 };
 static_assert(std::size(kPostgresMigrations) == std::size(kMigrations),

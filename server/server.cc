@@ -2,7 +2,7 @@
 
 #include <grpcpp/ext/proto_server_reflection_plugin.h>
 #include <grpcpp/grpcpp.h>
-#include <grpcpp/health_check_service_interface.h>
+#include <grpcpp/resource_quota.h>
 
 #include <openssl/bio.h>
 #include <openssl/err.h>
@@ -19,6 +19,8 @@
 #include "absl/time/clock.h"
 #include "server/admin.h"
 #include "server/auth.h"
+#include "server/call_guard.h"
+#include "server/health.h"
 #include "server/report_service.h"
 #include "server/services.h"
 #include "server/tracker.h"
@@ -26,6 +28,10 @@
 namespace fieldsync::server {
 
 namespace {
+
+// Server reflection streams open at once (grpcurl and similar tools use one each). Each may
+// parse a message up to the receive limit: 4 MiB of unknown fields take about 50 MiB.
+constexpr int64_t kMaxReflectionStreams = 2;
 
 ReporterOptions ReporterOptionsOf(const ServerOptions& o) {
   ReporterOptions r;
@@ -43,20 +49,38 @@ ReporterOptions ReporterOptionsOf(const ServerOptions& o) {
 struct FieldsyncServer::Services {
   Services(Store& store, const DeviceLimits& limits, const ServerOptions& options)
       : auth(store), tracker(store), admin(store), limiter(limits),
+        throttle(options.auth_failure_limits), streams(options.stream_limits),
+        guard(auth, throttle, streams, options.call_limits),
         syncer(store, admin, &limiter), reporter(store, ReporterOptionsOf(options)),
         tracker_service(auth, tracker, stopping), admin_service(auth, admin),
-        sync_service(auth, syncer), report_service(auth, reporter, stopping) {}
+        sync_service(auth, syncer, &throttle), report_service(auth, reporter, stopping),
+        // Every service by name, as `fieldsync health --service NAME` asks (grpc.health.v1).
+        health({v1::TrackerService::service_full_name(), v1::AdminService::service_full_name(),
+                v1::SyncService::service_full_name(), v1::ReportService::service_full_name(),
+                grpc::health::v1::Health::service_full_name(),
+                "grpc.reflection.v1alpha.ServerReflection"}),
+        guarded{guard.Wrap<v1::TrackerService>(tracker_service),
+                guard.Wrap<v1::AdminService>(admin_service),
+                guard.Wrap<v1::SyncService>(sync_service),
+                guard.Wrap<v1::ReportService>(report_service),
+                guard.Wrap<grpc::health::v1::Health>(health, /*public_service=*/true)} {}
   std::atomic<bool> stopping{false};
   Authenticator auth;
   Tracker tracker;
   Admin admin;
   DeviceRateLimiter limiter;
+  AuthFailureThrottle throttle;
+  StreamLimiter streams;
+  CallGuard guard;
   Syncer syncer;
   Reporter reporter;
   TrackerServiceImpl tracker_service;
   AdminServiceImpl admin_service;
   SyncServiceImpl sync_service;
   ReportServiceImpl report_service;
+  HealthService health;
+  // What the server registers: the services above behind the call guard.
+  std::unique_ptr<grpc::Service> guarded[5];
 };
 
 namespace {
@@ -152,15 +176,24 @@ absl::StatusOr<std::unique_ptr<FieldsyncServer>> FieldsyncServer::Start(
     s->tls_ = true;
   }
 
-  grpc::EnableDefaultHealthCheckService(true);
+  // Health checks are answered by HealthService, behind the call guard like the rest.
+  grpc::EnableDefaultHealthCheckService(false);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
   grpc::ServerBuilder builder;
   builder.AddListeningPort(options.listen, creds, &s->port_);
-  builder.RegisterService(&s->services_->tracker_service);
-  builder.RegisterService(&s->services_->admin_service);
-  builder.RegisterService(&s->services_->sync_service);
-  builder.RegisterService(&s->services_->report_service);
+  for (const std::unique_ptr<grpc::Service>& service : s->services_->guarded) {
+    builder.RegisterService(service.get());
+  }
   builder.SetMaxReceiveMessageSize(options.max_receive_message_bytes);
+  // Server reflection needs no token and parses what it reads: only a few streams at once.
+  std::vector<std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface>> limits;
+  limits.push_back(NewOpenCallLimit(
+      "/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo", kMaxReflectionStreams));
+  builder.experimental().SetInterceptorCreators(std::move(limits));
+  // The synchronous server runs each call, streams included, on a thread of its own: bound them.
+  grpc::ResourceQuota quota("fieldsyncd");
+  quota.SetMaxThreads(options.max_threads);
+  builder.SetResourceQuota(quota);
   // Field links are paid by the byte: compress responses for clients that accept gzip.
   builder.SetDefaultCompressionAlgorithm(GRPC_COMPRESS_GZIP);
   s->server_ = builder.BuildAndStart();
@@ -174,14 +207,14 @@ absl::StatusOr<std::unique_ptr<FieldsyncServer>> FieldsyncServer::Start(
 
 void FieldsyncServer::Shutdown(absl::Duration grace) {
   services_->stopping = true;
-  server_->GetHealthCheckService()->Shutdown();
+  services_->health.Shutdown();
   server_->Shutdown(absl::ToChronoTime(absl::Now() + grace));
 }
 
 void FieldsyncServer::Wait() { server_->Wait(); }
 
 void FieldsyncServer::SetServing(bool serving) {
-  server_->GetHealthCheckService()->SetServingStatus(serving);
+  services_->health.SetServing(serving);
 }
 
 }  // namespace fieldsync::server

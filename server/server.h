@@ -11,6 +11,7 @@
 
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
+#include "server/call_guard.h"
 #include "server/rate_limit.h"
 #include "server/store.h"
 
@@ -31,6 +32,15 @@ struct ServerOptions {
   int max_receive_message_bytes = 4 << 20;
   // Per-device limits on Push and Pull (rate_limit.h).
   DeviceLimits device_limits;
+  // Failed authentications one address may make (rate_limit.h).
+  AuthFailureLimits auth_failure_limits;
+  // Server streams open at once, per token and in total (rate_limit.h).
+  StreamLimits stream_limits;
+  // Calls that need no token: their largest request, how many are read at once (call_guard.h).
+  CallLimits call_limits;
+  // Threads serving calls at once (each open stream holds one); a call beyond them gets
+  // RESOURCE_EXHAUSTED from gRPC. Default 400.
+  int max_threads = 400;
   // ReportService: folder for XLSX temporary files (empty: $TMPDIR or /tmp), exports at once
   // (default 2), the IATI reporting organisation (identifier, name, OrganisationType code), and
   // the version manifests name.
@@ -62,7 +72,8 @@ class FieldsyncServer {
   void Shutdown(absl::Duration grace);
   // Blocks until the server has shut down.
   void Wait();
-  // What grpc.health.v1.Health/Check answers (for the whole server and every service):
+  // What grpc.health.v1.Health/Check answers (for the whole server, "", and every service by
+  // its full name, e.g. "fieldsync.v1.SyncService"):
   // SERVING from Start(), NOT_SERVING after SetServing(false) (draining before a stop) and
   // for good once Shutdown() begins.
   void SetServing(bool serving);

@@ -15,7 +15,7 @@ template <typename Op>
 grpc::Status HandleStream(const Authenticator& auth, grpc::ServerContext* ctx,
                           absl::string_view service, absl::string_view method, Op&& op) {
   absl::StatusOr<Principal> who =
-      auth.Authorize(AuthorizationOf(*ctx), absl::StrCat("/", service, "/", method));
+      AuthorizeCall(auth, *ctx, absl::StrCat("/", service, "/", method));
   if (!who.ok()) return ToGrpcStatus(who.status());
   return ToGrpcStatus(op(*who));
 }
@@ -139,6 +139,20 @@ grpc::Status TrackerServiceImpl::ResolveConflict(grpc::ServerContext* ctx,
                 [&](const Principal& who) { return tracker_.ResolveConflict(who, *req); });
 }
 
+grpc::Status TrackerServiceImpl::ListRejections(grpc::ServerContext* ctx,
+                                                const v1::ListRejectionsRequest* req,
+                                                v1::ListRejectionsResponse* resp) {
+  return Handle(auth_, ctx, kTracker, "ListRejections", resp,
+                [&](const Principal& who) { return tracker_.ListRejections(who, *req); });
+}
+
+grpc::Status TrackerServiceImpl::ResolveRejection(grpc::ServerContext* ctx,
+                                                  const v1::ResolveRejectionRequest* req,
+                                                  v1::RejectedChange* resp) {
+  return Handle(auth_, ctx, kTracker, "ResolveRejection", resp,
+                [&](const Principal& who) { return tracker_.ResolveRejection(who, *req); });
+}
+
 grpc::Status TrackerServiceImpl::WatchChanges(grpc::ServerContext* ctx,
                                               const v1::WatchChangesRequest* req,
                                               grpc::ServerWriter<v1::ChangeEvent>* writer) {
@@ -243,6 +257,21 @@ grpc::Status AdminServiceImpl::CreateEnrollment(grpc::ServerContext* ctx,
                 [&](const Principal& who) { return admin_.CreateEnrollment(who, *req); });
 }
 
+grpc::Status AdminServiceImpl::DisableDevice(grpc::ServerContext* ctx,
+                                             const v1::DisableDeviceRequest* req,
+                                             v1::Device* resp) {
+  return Handle(auth_, ctx, kAdmin, "DisableDevice", resp, [&](const Principal& who) {
+    return admin_.SetDeviceDisabled(who, req->id(), true);
+  });
+}
+
+grpc::Status AdminServiceImpl::EnableDevice(grpc::ServerContext* ctx,
+                                            const v1::EnableDeviceRequest* req, v1::Device* resp) {
+  return Handle(auth_, ctx, kAdmin, "EnableDevice", resp, [&](const Principal& who) {
+    return admin_.SetDeviceDisabled(who, req->id(), false);
+  });
+}
+
 // --- SyncServiceImpl ---
 
 grpc::Status SyncServiceImpl::Handshake(grpc::ServerContext* ctx, const v1::HandshakeRequest* req,
@@ -268,8 +297,15 @@ grpc::Status SyncServiceImpl::Pull(grpc::ServerContext* ctx, const v1::PullReque
 
 grpc::Status SyncServiceImpl::Enroll(grpc::ServerContext* ctx, const v1::EnrollRequest* req,
                                      v1::EnrollResponse* resp) {
-  return Handle(auth_, ctx, kSync, "Enroll", resp,
-                [&](const Principal&) { return syncer_.Enroll(*req); });
+  return Handle(auth_, ctx, kSync, "Enroll", resp, [&](const Principal&) {
+    absl::StatusOr<v1::EnrollResponse> enrolled = syncer_.Enroll(*req);
+    // A wrong code is a guess at a credential, like a wrong token.
+    if (throttle_ != nullptr && (enrolled.status().code() == absl::StatusCode::kNotFound ||
+                                 enrolled.status().code() == absl::StatusCode::kInvalidArgument)) {
+      throttle_->RecordFailure(PeerAddress(ctx->peer()));
+    }
+    return enrolled;
+  });
 }
 
 }  // namespace fieldsync::server

@@ -10,6 +10,7 @@
 #include "fieldsync/v1/tracker.grpc.pb.h"
 #include "server/admin.h"
 #include "server/auth.h"
+#include "server/rate_limit.h"
 #include "server/syncer.h"
 #include "server/tracker.h"
 
@@ -53,6 +54,10 @@ class TrackerServiceImpl final : public v1::TrackerService::Service {
                              v1::ListConflictsResponse* resp) override;
   grpc::Status ResolveConflict(grpc::ServerContext* ctx, const v1::ResolveConflictRequest* req,
                                v1::Conflict* resp) override;
+  grpc::Status ListRejections(grpc::ServerContext* ctx, const v1::ListRejectionsRequest* req,
+                              v1::ListRejectionsResponse* resp) override;
+  grpc::Status ResolveRejection(grpc::ServerContext* ctx, const v1::ResolveRejectionRequest* req,
+                                v1::RejectedChange* resp) override;
   grpc::Status WatchChanges(grpc::ServerContext* ctx, const v1::WatchChangesRequest* req,
                             grpc::ServerWriter<v1::ChangeEvent>* writer) override;
 
@@ -84,6 +89,10 @@ class AdminServiceImpl final : public v1::AdminService::Service {
                            v1::ListDevicesResponse* resp) override;
   grpc::Status CreateEnrollment(grpc::ServerContext* ctx, const v1::CreateEnrollmentRequest* req,
                                 v1::CreateEnrollmentResponse* resp) override;
+  grpc::Status DisableDevice(grpc::ServerContext* ctx, const v1::DisableDeviceRequest* req,
+                             v1::Device* resp) override;
+  grpc::Status EnableDevice(grpc::ServerContext* ctx, const v1::EnableDeviceRequest* req,
+                            v1::Device* resp) override;
   grpc::Status CreateToken(grpc::ServerContext* ctx, const v1::CreateTokenRequest* req,
                            v1::CreateTokenResponse* resp) override;
   grpc::Status ListTokens(grpc::ServerContext* ctx, const v1::ListTokensRequest* req,
@@ -102,7 +111,10 @@ class AdminServiceImpl final : public v1::AdminService::Service {
 
 class SyncServiceImpl final : public v1::SyncService::Service {
  public:
-  SyncServiceImpl(const Authenticator& auth, Syncer& syncer) : auth_(auth), syncer_(syncer) {}
+  // A wrong enrollment code counts against its sender in `throttle` (nullptr: not counted).
+  SyncServiceImpl(const Authenticator& auth, Syncer& syncer,
+                  AuthFailureThrottle* throttle = nullptr)
+      : auth_(auth), syncer_(syncer), throttle_(throttle) {}
 
   grpc::Status Handshake(grpc::ServerContext* ctx, const v1::HandshakeRequest* req,
                          v1::HandshakeResponse* resp) override;
@@ -116,6 +128,7 @@ class SyncServiceImpl final : public v1::SyncService::Service {
  private:
   const Authenticator& auth_;
   Syncer& syncer_;
+  AuthFailureThrottle* const throttle_;
 };
 
 }  // namespace fieldsync::server

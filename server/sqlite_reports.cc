@@ -12,6 +12,7 @@
 #include <variant>
 #include <vector>
 
+#include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
@@ -93,7 +94,17 @@ std::string ProjectIdOf(const sync::Document& doc) {
   return field == nullptr ? "" : m->GetReflection()->GetString(*m, field);
 }
 
-absl::StatusOr<sync::Change> ChangeFromLog(absl::string_view payload, int64_t seq) {
+// The entries the audit rows are kept for, document by document: applied changes of projects,
+// sites and records (not refusals), with the clock they were merged with.
+constexpr char kReplaySql[] =
+    "SELECT seq, collection, doc_id, payload, hlc FROM change_log "
+    "WHERE collection IN ('project', 'site', 'record') AND op <> 'reject' "
+    "ORDER BY collection, doc_id, seq";
+
+// The change of a log entry. `hlc` is the entry's own clock, the one it was merged with: a
+// device's payload holds the change as received, whose clock the skew rule may have replaced.
+absl::StatusOr<sync::Change> ChangeFromLog(absl::string_view payload, absl::string_view hlc,
+                                           int64_t seq) {
   v1::Change c;
   if (!c.ParseFromString(std::string(payload))) {
     return absl::DataLossError(absl::StrCat("change_log entry ", seq, ": payload does not parse"));
@@ -102,7 +113,8 @@ absl::StatusOr<sync::Change> ChangeFromLog(absl::string_view payload, int64_t se
   out.device_seq = c.device_seq();
   out.collection = c.collection();
   out.doc_id = c.doc_id();
-  FS_ASSIGN_OR_RETURN(out.hlc, sync::Hlc::Decode(c.hlc(), absl::StrCat("change_log[", seq, "].hlc")));
+  FS_ASSIGN_OR_RETURN(out.hlc, sync::Hlc::Decode(hlc.empty() ? absl::string_view(c.hlc()) : hlc,
+                                                 absl::StrCat("change_log[", seq, "].hlc")));
   for (const v1::FieldChange& f : c.fields()) {
     sync::FieldChange fc{f.path(), f.value(), sync::Hlc()};
     if (!f.base_hlc().empty()) {
@@ -118,9 +130,7 @@ absl::StatusOr<sync::Change> ChangeFromLog(absl::string_view payload, int64_t se
 absl::Status BackfillChangeFields(Database& db) {
   FS_ASSIGN_OR_RETURN(
       std::unique_ptr<Statement> entries,
-      db.PrepareUncached("SELECT seq, collection, doc_id, payload FROM change_log "
-                         "WHERE collection IN ('project', 'site', 'record') "
-                         "ORDER BY collection, doc_id, seq"));
+      db.PrepareUncached(kReplaySql));
   sync::Document doc;
   while (true) {
     FS_ASSIGN_OR_RETURN(bool row, entries->Step());
@@ -133,12 +143,82 @@ absl::Status BackfillChangeFields(Database& db) {
       doc.collection = collection;
       doc.id = doc_id;
     }
-    FS_ASSIGN_OR_RETURN(sync::Change change, ChangeFromLog(entries->ColumnBlob(3), seq));
+    FS_ASSIGN_OR_RETURN(sync::Change change,
+                        ChangeFromLog(entries->ColumnBlob(3), entries->ColumnText(4), seq));
     sync::Document before = doc;
     sync::MergeResult merged = sync::Merge(doc, change, seq);
     FS_RETURN_IF_ERROR(WriteChangeFields(db, seq, ProjectIdOf(doc), before, merged));
   }
   return absl::OkStatus();
+}
+
+absl::StatusOr<AuditRowsProblem> CheckChangeFields(Database& db, int64_t from_seq,
+                                                   int64_t to_seq) {
+  FS_ASSIGN_OR_RETURN(std::unique_ptr<Statement> entries, db.PrepareUncached(kReplaySql));
+  FS_ASSIGN_OR_RETURN(Statement * rows,
+                      db.Prepare("SELECT path, old_value, outcome FROM change_fields "
+                                 "WHERE seq = ? ORDER BY path"));
+  FS_ASSIGN_OR_RETURN(Statement * project,
+                      db.Prepare("SELECT project_id FROM change_projects WHERE seq = ?"));
+  AuditRowsProblem first;  // the lowest bad seq (the replay goes document by document)
+  auto found = [&](int64_t seq, std::string problem) {
+    if (first.seq == 0 || seq < first.seq) first = AuditRowsProblem{seq, std::move(problem)};
+  };
+  sync::Document doc;
+  while (true) {
+    FS_ASSIGN_OR_RETURN(bool row, entries->Step());
+    if (!row) break;
+    const int64_t seq = entries->ColumnInt(0);
+    std::string collection = entries->ColumnText(1);
+    std::string doc_id = entries->ColumnText(2);
+    if (collection != doc.collection || doc_id != doc.id) {
+      doc = sync::Document();
+      doc.collection = collection;
+      doc.id = doc_id;
+    }
+    absl::StatusOr<sync::Change> change =
+        ChangeFromLog(entries->ColumnBlob(3), entries->ColumnText(4), seq);
+    if (!change.ok()) {
+      found(seq, std::string(change.status().message()));
+      continue;
+    }
+    sync::Document before = doc;
+    sync::MergeResult merged = sync::Merge(doc, *change, seq);
+    if (seq < from_seq || (to_seq > 0 && seq > to_seq)) continue;
+    // What the write path stored for this entry, against what the chain says it must be.
+    std::vector<std::string> expected, stored;
+    for (const sync::FieldOutcome& f : merged.fields) {
+      auto it = before.fields.find(f.path);
+      expected.push_back(absl::StrCat(f.path, "|", it == before.fields.end() ? "null" : absl::CHexEscape(it->second.value), "|", OutcomeOf(f)));
+    }
+    std::sort(expected.begin(), expected.end());
+    rows->Bind(1, seq);
+    while (true) {
+      FS_ASSIGN_OR_RETURN(bool r, rows->Step());
+      if (!r) break;
+      stored.push_back(absl::StrCat(rows->ColumnText(0), "|",
+                                    rows->ColumnIsNull(1) ? "null" : absl::CHexEscape(rows->ColumnBlob(1)),
+                                    "|", rows->ColumnText(2)));
+    }
+    rows->Reset();
+    std::sort(stored.begin(), stored.end());
+    if (stored != expected) {
+      found(seq, absl::StrCat("entry ", seq, " (", collection, " ", doc_id,
+                              "): its audit rows (old values, won/lost) differ from a replay "
+                              "of the chain"));
+      continue;
+    }
+    const std::string project_id = ProjectIdOf(doc);
+    project->Bind(1, seq);
+    FS_ASSIGN_OR_RETURN(bool has, project->Step());
+    const std::string stored_project = has ? project->ColumnText(0) : "";
+    project->Reset();
+    if (stored_project != project_id) {
+      found(seq, absl::StrCat("entry ", seq, " (", collection, " ", doc_id,
+                              "): its project differs from a replay of the chain"));
+    }
+  }
+  return first;
 }
 
 // --- The report snapshot -----------------------------------------------------------------------

@@ -4,6 +4,7 @@
 #define FIELDSYNC_SERVER_SQLITE_REPORTS_H_
 
 #include <cstdint>
+#include <string>
 
 #include "absl/status/status.h"
 #include "absl/strings/string_view.h"
@@ -24,6 +25,17 @@ absl::Status WriteChangeFields(db::Connection& db, int64_t seq, absl::string_vie
 // entry already in the log, by replaying the log document by document (ordered by collection,
 // doc_id, seq) through the same merge, holding one document's state at a time.
 absl::Status BackfillChangeFields(db::Connection& db);
+
+// The first change-log entry (lowest seq) within [from_seq, to_seq] (0: to the end) whose
+// audit rows (change_fields: old values and WON/LOST/APPLIED; change_projects) differ from
+// what a replay of the chain's entries through the same merge gives; seq 0 if none. The audit
+// export shows these rows; they are outside the hash, so verification recomputes them.
+struct AuditRowsProblem {
+  int64_t seq = 0;
+  std::string problem;
+};
+absl::StatusOr<AuditRowsProblem> CheckChangeFields(db::Connection& db, int64_t from_seq,
+                                                   int64_t to_seq);
 
 }  // namespace fieldsync::server
 

@@ -7,6 +7,7 @@
 #include <set>
 #include <variant>
 
+#include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
@@ -14,6 +15,7 @@
 #include "absl/time/clock.h"
 #include "fieldsync/base/ids.h"
 #include "fieldsync/base/status_macros.h"
+#include "fieldsync/model/event_dates.h"
 #include "fieldsync/model/validate.h"
 #include "fieldsync/model/visual_acuity.h"
 #include "fieldsync/sync/checksum.h"
@@ -22,8 +24,10 @@
 #include "google/protobuf/util/time_util.h"
 #include "server/change_log.h"
 #include "server/enum_names.h"
+#include "server/log.h"
 #include "server/schema.h"
 #include "server/sqlite_reports.h"
+#include "server/write_policy.h"
 
 namespace fieldsync::server {
 
@@ -153,6 +157,7 @@ struct ChangeOrigin {
   std::string device_id;
   int64_t device_seq = 0;
   std::string hlc;
+  std::string stream_id = {};
 };
 
 // The last entry of the change log: the next entry's seq is seq + 1 and its prev_hash is hash.
@@ -196,8 +201,8 @@ absl::StatusOr<int64_t> AppendChange(Database& db, const ChainHead& head,
   FS_ASSIGN_OR_RETURN(
       Statement * ins,
       db.Prepare("INSERT INTO change_log(seq, collection, doc_id, op, actor_id, server_time, "
-                 "payload, prev_hash, hash, device_id, device_seq, hlc) "
-                 "VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"));
+                 "payload, prev_hash, hash, device_id, device_seq, hlc, stream_id) "
+                 "VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"));
   ins->Bind(1, e.seq);
   ins->Bind(2, e.collection);
   ins->Bind(3, e.doc_id);
@@ -214,6 +219,7 @@ absl::StatusOr<int64_t> AppendChange(Database& db, const ChainHead& head,
     ins->Bind(11, e.device_seq);
   }
   ins->BindTextOrNull(12, e.hlc);
+  ins->Bind(13, origin.stream_id);
   absl::Status s = ins->Run();
   if (s.code() == absl::StatusCode::kAlreadyExists) {
     return absl::AlreadyExistsError(absl::StrCat("device_seq: change ", e.device_seq,
@@ -404,18 +410,21 @@ struct ProjectRef {
   std::string country;
 };
 
+// `scope_partner` non-empty: another partner's project is answered exactly as a missing one.
 absl::StatusOr<ProjectRef> LookupProject(Database& db, absl::string_view field,
-                                         absl::string_view project_id) {
+                                         absl::string_view project_id,
+                                         absl::string_view scope_partner = "") {
   FS_ASSIGN_OR_RETURN(Statement * st,
                       db.Prepare("SELECT partner_id, kind, country FROM projects WHERE id = ?"));
   st->Bind(1, project_id);
   FS_ASSIGN_OR_RETURN(bool row, st->Step());
-  if (!row) {
-    return absl::InvalidArgumentError(
-        absl::StrCat(field, ": no project with id \"", project_id, "\""));
-  }
-  ProjectRef ref{st->ColumnText(0), st->ColumnText(1), st->ColumnText(2)};
+  ProjectRef ref;
+  if (row) ref = ProjectRef{st->ColumnText(0), st->ColumnText(1), st->ColumnText(2)};
   st->Reset();
+  if (!row || (!scope_partner.empty() && ref.partner_id != scope_partner)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(field, ": no project with id \"", project_id.substr(0, 40), "\""));
+  }
   return ref;
 }
 
@@ -425,14 +434,13 @@ absl::Status CheckSiteInProject(Database& db, absl::string_view field, absl::str
   FS_ASSIGN_OR_RETURN(Statement * st, db.Prepare("SELECT project_id FROM sites WHERE id = ?"));
   st->Bind(1, site_id);
   FS_ASSIGN_OR_RETURN(bool row, st->Step());
-  if (!row) {
-    return absl::InvalidArgumentError(absl::StrCat(field, ": no site with id \"", site_id, "\""));
-  }
-  std::string owner = st->ColumnText(0);
+  std::string owner = row ? st->ColumnText(0) : std::string();
   st->Reset();
-  if (owner != project_id) {
-    return absl::InvalidArgumentError(absl::StrCat(field, ": site \"", site_id,
-                                                   "\" belongs to another project"));
+  // A missing site and one of another project (perhaps another partner's) get one answer.
+  if (!row || owner != project_id) {
+    return absl::InvalidArgumentError(absl::StrCat(field, ": no site with id \"",
+                                                   site_id.substr(0, 40), "\" in project \"",
+                                                   project_id.substr(0, 40), "\""));
   }
   return absl::OkStatus();
 }
@@ -942,9 +950,11 @@ absl::StatusOr<std::vector<v1::User>> QueryUsers(Database& db, const std::string
 }
 
 constexpr char kDeviceColumns[] =
-    "id, partner_id, name, created_at, last_sync_at, acked_device_seq, "
+    "id, partner_id, name, created_at, last_sync_at, acked_device_seq + "
+    "COALESCE((SELECT SUM(s.acked_device_seq) FROM device_streams s "
+    "WHERE s.device_id = devices.id), 0), "
     "(SELECT COUNT(*) FROM conflicts c WHERE c.status = 'OPEN' AND "
-    "(c.winning_writer = devices.id OR c.losing_writer = devices.id))";
+    "(c.winning_writer = devices.id OR c.losing_writer = devices.id)), disabled_at";
 
 absl::StatusOr<std::vector<v1::Device>> QueryDevices(Database& db, const std::string& sql,
                                                      const std::vector<Param>& params) {
@@ -962,6 +972,7 @@ absl::StatusOr<std::vector<v1::Device>> QueryDevices(Database& db, const std::st
     if (!st->ColumnIsNull(4)) SetTimestamp(st->ColumnInt(4), d.mutable_last_sync_at());
     d.set_acked_device_seq(st->ColumnInt(5));
     d.set_open_conflicts(st->ColumnInt(6));
+    if (!st->ColumnIsNull(7)) SetTimestamp(st->ColumnInt(7), d.mutable_disabled_at());
     out.push_back(std::move(d));
   }
   return out;
@@ -1052,6 +1063,39 @@ absl::StatusOr<std::vector<v1::Device>> SqliteStore::ListDevices(absl::string_vi
   return out;
 }
 
+absl::StatusOr<v1::Device> SqliteStore::SetDeviceDisabled(absl::string_view id, bool disabled,
+                                                          const Actor& actor) {
+  v1::Device out;
+  FS_RETURN_IF_ERROR(Write([&](Database& db) -> absl::Status {
+    int64_t now = NowMicros();
+    FS_ASSIGN_OR_RETURN(
+        Statement * up,
+        db.Prepare(disabled
+                       ? "UPDATE devices SET disabled_at = ? WHERE id = ? AND disabled_at IS NULL"
+                       : "UPDATE devices SET disabled_at = NULL WHERE id = ? AND "
+                         "disabled_at IS NOT NULL"));
+    if (disabled) {
+      up->Bind(1, now);
+      up->Bind(2, id);
+    } else {
+      up->Bind(1, id);
+    }
+    FS_RETURN_IF_ERROR(up->Run());
+    const bool changed = db.Changes() > 0;
+    FS_ASSIGN_OR_RETURN(
+        std::vector<v1::Device> found,
+        QueryDevices(db, absl::StrCat("SELECT ", kDeviceColumns, " FROM devices WHERE id = ?"),
+                     {std::string(id)}));
+    if (found.empty()) return absl::NotFoundError(absl::StrCat("id: device ", id, " not found"));
+    out = found.front();
+    if (!changed) return absl::OkStatus();
+    return AppendChange(db, "device", id, disabled ? "disable" : "enable", actor, Serialize(out),
+                        now)
+        .status();
+  }));
+  return out;
+}
+
 absl::StatusOr<v1::Token> SqliteStore::CreateToken(const v1::Token& token,
                                                    absl::string_view secret_sha256_hex,
                                                    const Actor& actor) {
@@ -1090,13 +1134,13 @@ absl::StatusOr<TokenRecord> SqliteStore::FindToken(absl::string_view secret_sha2
     FS_ASSIGN_OR_RETURN(
         Statement * st,
         db.Prepare(absl::StrCat("SELECT ", kTokenColumns,
-                                ", COALESCE(u.name, d.name, '') FROM tokens t "
+                                ", COALESCE(u.name, d.name, ''), d.disabled_at FROM tokens t "
                                 "LEFT JOIN users u ON u.id = t.user_id "
                                 "LEFT JOIN devices d ON d.id = t.device_id "
                                 "WHERE t.secret_sha256 = ?")));
     st->Bind(1, secret_sha256_hex);
     FS_ASSIGN_OR_RETURN(bool row, st->Step());
-    if (row) out = TokenRecord{ReadToken(*st, 0), st->ColumnText(10)};
+    if (row) out = TokenRecord{ReadToken(*st, 0), st->ColumnText(10), !st->ColumnIsNull(11)};
     st->Reset();
     return absl::OkStatus();
   }));
@@ -1149,6 +1193,45 @@ absl::StatusOr<v1::Token> SqliteStore::RevokeToken(absl::string_view id, const A
     return AppendChange(db, "token", id, "revoke", actor, Serialize(out), now).status();
   }));
   return out;
+}
+
+absl::StatusOr<int64_t> SqliteStore::RevokeDeviceTokens(absl::string_view device_id,
+                                                        const Actor& actor) {
+  int64_t revoked = 0;
+  FS_RETURN_IF_ERROR(Write([&](Database& db) -> absl::Status {
+    int64_t now = NowMicros();
+    std::vector<std::string> ids;
+    {
+      FS_ASSIGN_OR_RETURN(Statement * st,
+                          db.Prepare("SELECT id FROM tokens WHERE device_id = ? AND "
+                                     "revoked_at IS NULL ORDER BY id"));
+      st->Bind(1, device_id);
+      while (true) {
+        FS_ASSIGN_OR_RETURN(bool row, st->Step());
+        if (!row) break;
+        ids.push_back(st->ColumnText(0));
+      }
+    }
+    for (const std::string& id : ids) {
+      FS_ASSIGN_OR_RETURN(Statement * up,
+                          db.Prepare("UPDATE tokens SET revoked_at = ? WHERE id = ?"));
+      up->Bind(1, now);
+      up->Bind(2, id);
+      FS_RETURN_IF_ERROR(up->Run());
+      FS_ASSIGN_OR_RETURN(Statement * st, db.Prepare(absl::StrCat("SELECT ", kTokenColumns,
+                                                                  " FROM tokens t WHERE id = ?")));
+      st->Bind(1, id);
+      FS_ASSIGN_OR_RETURN(bool row, st->Step());
+      if (!row) return absl::InternalError(absl::StrCat("token ", id, " vanished"));
+      v1::Token token = ReadToken(*st, 0);
+      st->Reset();
+      FS_RETURN_IF_ERROR(
+          AppendChange(db, "token", id, "revoke", actor, Serialize(token), now).status());
+    }
+    revoked = static_cast<int64_t>(ids.size());
+    return absl::OkStatus();
+  }));
+  return revoked;
 }
 
 // --- Projects ----------------------------------------------------------------------------------
@@ -1599,6 +1682,109 @@ absl::StatusOr<sync::Change> FromProto(const v1::Change& c, absl::string_view de
   return out;
 }
 
+// Refuses event dates after the server's today (with a day of tolerance, model/event_dates.h).
+absl::Status CheckEventDates(const v1::Record& r) {
+  return model::CheckEventDatesNotAfter(r, model::LatestEventDate(sync::SystemClockMs()));
+}
+
+// Whether `change` makes a valid document of `stored` as its writer last saw it: every field
+// another writer set after the writer's last complete pull (and that the change does not
+// itself set) taken back to its value before that write, from the audit trail. False when
+// there is no such field — then the writer saw all it merged with, and a broken rule is its
+// own — and for HQ writers, who write against the version they read.
+using Validator = std::function<absl::Status(const google::protobuf::Message&)>;
+absl::StatusOr<bool> ValidAsWriterSawIt(Database& db, const sync::Document& stored,
+                                        const sync::Change& change, absl::string_view device_id,
+                                        int64_t pulled_seq, const Validator& validate) {
+  if (device_id.empty()) return false;
+  std::set<absl::string_view> touched;
+  for (const sync::FieldChange& f : change.fields) touched.insert(f.path);
+  sync::Document view = stored;
+  bool unseen = false;
+  FS_ASSIGN_OR_RETURN(Statement * old,
+                      db.Prepare("SELECT old_value FROM change_fields WHERE seq = ? AND path = ?"));
+  for (const auto& [path, field] : stored.fields) {
+    if (touched.count(path) > 0 || field.hlc.node == device_id || field.seq <= pulled_seq) {
+      continue;
+    }
+    unseen = true;
+    old->Bind(1, field.seq);
+    old->Bind(2, path);
+    FS_ASSIGN_OR_RETURN(bool row, old->Step());
+    std::string before = row && !old->ColumnIsNull(0) ? old->ColumnBlob(0) : std::string();
+    old->Reset();
+    view.fields[path].value = std::move(before);
+  }
+  if (!unseen) return false;
+  sync::Merge(view, change, 0);
+  if (view.deleted()) return false;
+  FS_ASSIGN_OR_RETURN(std::unique_ptr<google::protobuf::Message> m, TypedOf(view));
+  const auto* id = m->GetDescriptor()->FindFieldByName("id");
+  m->GetReflection()->SetString(m.get(), id, change.doc_id);
+  if (auto* p = google::protobuf::DynamicCastToGenerated<v1::Project>(m.get());
+      p != nullptr && p->status() == v1::PROJECT_STATUS_UNSPECIFIED) {
+    p->set_status(v1::PROJECT_STATUS_PLANNED);
+  }
+  return validate(*m).ok();
+}
+
+// Keeps the document's review flags true: `review` non-empty opens a RULE conflict naming the
+// broken rule (one open per document: a later change that still breaks it updates the
+// reason); empty closes the open one, since the document is valid again.
+absl::Status FlagForReview(Database& db, absl::string_view collection, absl::string_view doc_id,
+                           absl::string_view partner_id, absl::string_view review,
+                           const sync::Change& change, int64_t seq, int64_t now,
+                           const Actor& actor) {
+  if (review.empty()) {
+    FS_ASSIGN_OR_RETURN(
+        Statement * close,
+        db.Prepare("UPDATE conflicts SET status = 'RESOLVED', resolved_by = ?, resolved_at = ?, "
+                   "resolution = 'KEEP_WINNER' WHERE doc_id = ? AND collection = ? "
+                   "AND kind = 'RULE' AND status = 'OPEN'"));
+    close->Bind(1, actor.id);
+    close->Bind(2, now);
+    close->Bind(3, doc_id);
+    close->Bind(4, collection);
+    return close->Run();
+  }
+  FS_ASSIGN_OR_RETURN(
+      Statement * update,
+      db.Prepare("UPDATE conflicts SET reason = ?, seq = ?, winning_hlc = ?, winning_writer = ? "
+                 "WHERE doc_id = ? AND collection = ? AND kind = 'RULE' AND status = 'OPEN'"));
+  update->Bind(1, review);
+  update->Bind(2, seq);
+  update->Bind(3, change.hlc.Encode());
+  update->Bind(4, change.hlc.node);
+  update->Bind(5, doc_id);
+  update->Bind(6, collection);
+  FS_RETURN_IF_ERROR(update->Run());
+  if (db.Changes() > 0) return absl::OkStatus();
+  // The rule's first path names the field the conflict is about.
+  absl::string_view path = review.substr(0, review.find(':'));
+  if (absl::ConsumePrefix(&path, collection)) absl::ConsumePrefix(&path, ".");
+  FS_ASSIGN_OR_RETURN(
+      Statement * st,
+      db.Prepare("INSERT INTO conflicts(id, collection, doc_id, partner_id, path, "
+                 "winning_value, winning_hlc, winning_writer, losing_value, losing_hlc, "
+                 "losing_writer, seq, detected_at, status, kind, reason) "
+                 "VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'OPEN', 'RULE', ?)"));
+  st->Bind(1, NewUuidV7());
+  st->Bind(2, collection);
+  st->Bind(3, doc_id);
+  st->Bind(4, partner_id);
+  st->Bind(5, path);
+  st->BindBlob(6, "");
+  st->Bind(7, change.hlc.Encode());
+  st->Bind(8, change.hlc.node);
+  st->BindBlob(9, "");
+  st->Bind(10, "");
+  st->Bind(11, "");
+  st->Bind(12, seq);
+  st->Bind(13, now);
+  st->Bind(14, review);
+  return st->Run();
+}
+
 }  // namespace
 
 absl::Status SqliteStore::FlushScopes(Database& db) {
@@ -1624,11 +1810,28 @@ std::string SqliteStore::ServerHlc() {
 absl::StatusOr<SqliteStore::Applied> SqliteStore::ApplyChange(Database& db,
                                                               const sync::Change& change,
                                                               const Writer& writer) {
+  const Actor& actor = writer.actor;
+  const std::string& collection = change.collection;
+  // Only documents go this way; partners and the other admin data have their own calls.
+  if (!IsDocumentCollection(collection)) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "change.collection: must be project, site or record, got \"",
+        absl::string_view(collection).substr(0, 40), "\""));
+  }
   if (!writer.device_id.empty()) {
     // Changes from devices are input; the server's own (HQ writes) are built by WriteDocument.
     FS_RETURN_IF_ERROR(sync::ValidateChange(change, "change", writer.device_id));
   }
-  FS_ASSIGN_OR_RETURN(StoredDoc stored, LoadDoc(db, change.collection, change.doc_id));
+  FS_ASSIGN_OR_RETURN(StoredDoc stored, LoadDoc(db, collection, change.doc_id));
+  // To a partner-bound writer another partner's document does not exist (write_policy.h): every
+  // check below then answers as it would for a new document, and nothing of it leaks.
+  bool foreign = false;
+  if (stored.exists && !actor.partner_id.empty() && stored.partner_id != actor.partner_id) {
+    foreign = true;
+    stored = StoredDoc();
+    stored.doc.collection = collection;
+    stored.doc.id = change.doc_id;
+  }
   const bool was_live = stored.exists && !stored.doc.deleted();
   std::unique_ptr<google::protobuf::Message> before;
   if (stored.exists) {
@@ -1643,14 +1846,39 @@ absl::StatusOr<SqliteStore::Applied> SqliteStore::ApplyChange(Database& db,
   sync::Document doc = stored.doc;
   sync::MergeResult merged = sync::Merge(doc, change, seq);
   const bool live = !doc.deleted();
+  if (!stored.exists && !live) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(collection, "._deleted: no such ", collection, " to delete"));
+  }
+  const WriteOp op = !stored.exists ? WriteOp::kCreate
+                     : !live        ? WriteOp::kDelete
+                                    : WriteOp::kUpdate;
+  FS_RETURN_IF_ERROR(CheckWrite(actor, collection, op));
   FS_ASSIGN_OR_RETURN(std::unique_ptr<google::protobuf::Message> after, TypedOf(doc));
   // The canonical payload (docs.payload and the scope checksum) is sync::CanonicalPayload(doc):
   // the assembled message as it is now, before the server fills in ids and derived fields.
   const std::string payload = merged.changed ? sync::SerializeDeterministic(*after) : "";
-  const std::string& collection = change.collection;
   if (before) FS_RETURN_IF_ERROR(CheckImmutable(*before, *after, collection));
 
-  // Validate the merged document and its references, and find its scope.
+  // Validate the merged document and its references, and find its scope. A merged document
+  // that breaks a rule only because of another writer's edit this writer had not seen is kept
+  // and flagged (`review`), never refused: each edit was valid alone (docs/SYNC.md).
+  std::string review;
+  auto validate = [&](const google::protobuf::Message& m) -> absl::Status {
+    if (collection == "project") return model::ValidateProject(static_cast<const v1::Project&>(m));
+    if (collection == "site") return model::ValidateSite(static_cast<const v1::Site&>(m));
+    FS_RETURN_IF_ERROR(model::ValidateRecord(static_cast<const v1::Record&>(m)));
+    return CheckEventDates(static_cast<const v1::Record&>(m));
+  };
+  auto check = [&]() -> absl::Status {
+    absl::Status valid = validate(*after);
+    if (valid.ok() || !live) return valid;
+    FS_ASSIGN_OR_RETURN(bool alone_ok, ValidAsWriterSawIt(db, stored.doc, change, writer.device_id,
+                                                          writer.pulled_seq, validate));
+    if (!alone_ok) return valid;
+    review = std::string(valid.message());
+    return absl::OkStatus();
+  };
   std::string partner_id;
   std::string project_id;  // of the document, for the audit trail
   ProjectRef project;
@@ -1658,50 +1886,58 @@ absl::StatusOr<SqliteStore::Applied> SqliteStore::ApplyChange(Database& db,
     auto& p = static_cast<v1::Project&>(*after);
     p.set_id(change.doc_id);
     project_id = change.doc_id;
-    if (!live) return absl::InvalidArgumentError("project._deleted: projects cannot be deleted");
     if (p.status() == v1::PROJECT_STATUS_UNSPECIFIED) p.set_status(v1::PROJECT_STATUS_PLANNED);
-    FS_RETURN_IF_ERROR(model::ValidateProject(p));
+    FS_RETURN_IF_ERROR(check());
     FS_RETURN_IF_ERROR(CheckPartnerCountry(db, "project.partner_id", p.partner_id(), p.country()));
     partner_id = p.partner_id();
   } else if (collection == "site") {
     auto& site = static_cast<v1::Site&>(*after);
     site.set_id(change.doc_id);
-    if (!live) return absl::InvalidArgumentError("site._deleted: sites cannot be deleted");
-    FS_RETURN_IF_ERROR(model::ValidateSite(site));
-    FS_ASSIGN_OR_RETURN(project, LookupProject(db, "site.project_id", site.project_id()));
+    FS_RETURN_IF_ERROR(check());
+    FS_ASSIGN_OR_RETURN(project,
+                        LookupProject(db, "site.project_id", site.project_id(), actor.partner_id));
     partner_id = project.partner_id;
     project_id = site.project_id();
   } else {
     auto& r = static_cast<v1::Record&>(*after);
     r.set_id(change.doc_id);
-    if (!stored.exists && !live) {
-      return absl::InvalidArgumentError("record._deleted: no such record to delete");
-    }
-    FS_RETURN_IF_ERROR(model::ValidateRecord(r));
+    FS_RETURN_IF_ERROR(check());
     FS_RETURN_IF_ERROR(DeriveRecord(r));
-    FS_ASSIGN_OR_RETURN(project, LookupProject(db, "record.project_id", r.project_id()));
+    FS_ASSIGN_OR_RETURN(project,
+                        LookupProject(db, "record.project_id", r.project_id(), actor.partner_id));
     FS_RETURN_IF_ERROR(CheckRecordFitsProject(r, project));
     FS_RETURN_IF_ERROR(CheckSiteInProject(db, "record.site_id", r.site_id(), r.project_id()));
     partner_id = project.partner_id;
     project_id = r.project_id();
   }
-  if (!writer.partner_id.empty() && partner_id != writer.partner_id) {
-    // Answered exactly like a project that does not exist: nothing about other partners leaks.
+  if (!actor.partner_id.empty() && partner_id != actor.partner_id) {
+    // Unreachable through the scoped lookups above; kept as the last line of defence.
     return absl::InvalidArgumentError(absl::StrCat(
         collection == "project" ? "project.partner_id" : absl::StrCat(collection, ".project_id"),
-        ": no project with that id in your partner's scope"));
+        ": no project with that id"));
+  }
+  if (foreign) {
+    // A valid new document whose id another partner's document already has: only a writer who
+    // knows that id can get here, and learns no more than that it is taken.
+    return absl::AlreadyExistsError(
+        absl::StrCat(collection, ".id: ", change.doc_id, " is taken; use a new id"));
   }
 
   int64_t now = NowMicros();
-  const char* op = !stored.exists ? "create" : (!live ? "delete" : "update");
   // Every field the change applies takes the change's clock.
   const std::string hlc = change.hlc.Encode();
-  ChangeOrigin origin{writer.device_id, change.device_seq, hlc};
-  FS_RETURN_IF_ERROR(AppendChange(db, head, collection, change.doc_id, op, writer.actor,
-                                  sync::SerializeDeterministic(ToProto(change)), now, origin)
+  ChangeOrigin origin{writer.device_id, change.device_seq, hlc, writer.stream_id};
+  // A device's change is logged as it was received, with the clock it claimed; the entry's
+  // hlc is the clock it was merged with (they differ when the skew rule restamped it).
+  FS_RETURN_IF_ERROR(AppendChange(db, head, collection, change.doc_id, WriteOpName(op),
+                                  writer.actor,
+                                  writer.received != nullptr
+                                      ? *writer.received
+                                      : sync::SerializeDeterministic(ToProto(change)),
+                                  now, origin)
                          .status());
 
-  Applied applied{seq, 0, merged.changed};
+  Applied applied{seq, 0, merged.changed, review};
   for (const sync::FieldOutcome& f : merged.fields) {
     if (!f.conflict) continue;
     ++applied.conflicts;
@@ -1709,8 +1945,8 @@ absl::StatusOr<SqliteStore::Applied> SqliteStore::ApplyChange(Database& db,
         Statement * st,
         db.Prepare("INSERT INTO conflicts(id, collection, doc_id, partner_id, path, "
                    "winning_value, winning_hlc, winning_writer, losing_value, losing_hlc, "
-                   "losing_writer, seq, detected_at, status) "
-                   "VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'OPEN')"));
+                   "losing_writer, seq, detected_at, status, kind, reason) "
+                   "VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'OPEN', 'FIELD', '')"));
     st->Bind(1, NewUuidV7());
     st->Bind(2, collection);
     st->Bind(3, change.doc_id);
@@ -1726,6 +1962,8 @@ absl::StatusOr<SqliteStore::Applied> SqliteStore::ApplyChange(Database& db,
     st->Bind(13, now);
     FS_RETURN_IF_ERROR(st->Run());
   }
+  FS_RETURN_IF_ERROR(FlagForReview(db, collection, change.doc_id, partner_id, review, change,
+                                    seq, now, actor));
   FS_RETURN_IF_ERROR(WriteChangeFields(db, seq, project_id, stored.doc, merged));
   if (!merged.changed) return applied;  // logged (and conflicts kept), nothing else moves
 
@@ -1905,58 +2143,252 @@ absl::StatusOr<v1::Record> SqliteStore::DeleteRecord(absl::string_view id,
 
 // --- Sync --------------------------------------------------------------------------------------
 
+namespace {
+
+// A refusal of the change itself (kept in the rejection log, acknowledged), as opposed to a
+// failure of the server (nothing of the batch applies; the device retries).
+bool IsRefusal(absl::StatusCode code) {
+  switch (code) {
+    case absl::StatusCode::kInvalidArgument:
+    case absl::StatusCode::kNotFound:
+    case absl::StatusCode::kAlreadyExists:
+    case absl::StatusCode::kPermissionDenied:
+    case absl::StatusCode::kFailedPrecondition:
+    case absl::StatusCode::kOutOfRange:
+      return true;
+    default:
+      return false;
+  }
+}
+
+// At most `n` bytes of `text`, cut at a UTF-8 boundary.
+std::string Clip(absl::string_view text, size_t n) {
+  if (text.size() <= n) return std::string(text);
+  while (n > 0 && (static_cast<unsigned char>(text[n]) & 0xC0) == 0x80) --n;
+  return std::string(text.substr(0, n));
+}
+
+v1::Rejection RejectionOf(const v1::Change& c, absl::StatusCode code, absl::string_view reason) {
+  v1::Rejection r;
+  r.set_device_seq(c.device_seq());
+  r.set_collection(Clip(c.collection(), 40));
+  r.set_doc_id(Clip(c.doc_id(), 64));
+  r.set_code(static_cast<int>(code));
+  r.set_reason(Clip(reason, 2000));
+  return r;
+}
+
+}  // namespace
+
+absl::Status SqliteStore::LogRejection(Database& db, const DeviceWriter& device,
+                                       const v1::Change& c, const std::string& received,
+                                       const v1::Rejection& rejection) {
+  // In the hash chain like every change (op "reject", the change as received), so auditors see
+  // what was refused; the reason and HQ's handling in the rejections table.
+  const bool document = IsDocumentCollection(c.collection());
+  absl::StatusOr<sync::Hlc> hlc = sync::Hlc::Decode(c.hlc());
+  ChangeOrigin origin{device.device_id, c.device_seq(), hlc.ok() ? hlc->Encode() : "",
+                      device.stream_id};
+  const int64_t now = NowMicros();
+  FS_ASSIGN_OR_RETURN(int64_t seq,
+                      AppendChange(db, document ? c.collection() : "rejection",
+                                   rejection.doc_id(), "reject",
+                                   Actor{device.device_id, v1::ROLE_FIELD_DEVICE,
+                                         device.partner_id},
+                                   received, now, origin));
+  FS_ASSIGN_OR_RETURN(
+      Statement * st,
+      db.Prepare("INSERT INTO rejections(id, device_id, stream_id, device_seq, collection, "
+                 "doc_id, partner_id, change, code, reason, seq, received_at, status) "
+                 "VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'OPEN')"));
+  st->Bind(1, NewUuidV7());
+  st->Bind(2, device.device_id);
+  st->Bind(3, device.stream_id);
+  st->Bind(4, c.device_seq());
+  st->Bind(5, rejection.collection());
+  st->Bind(6, rejection.doc_id());
+  st->Bind(7, device.partner_id);
+  st->BindBlob(8, received);
+  st->Bind(9, static_cast<int64_t>(rejection.code()));
+  st->Bind(10, rejection.reason());
+  st->Bind(11, seq);
+  st->Bind(12, now);
+  return st->Run();
+}
+
 absl::StatusOr<PushResult> SqliteStore::Push(const DeviceWriter& device,
                                              const std::vector<v1::Change>& changes) {
+  // One number, one change: a batch that numbers two changes alike (or goes backwards) is
+  // refused whole, before anything is read — applying one of them would drop the other.
+  for (size_t i = 1; i < changes.size(); ++i) {
+    if (changes[i].device_seq() <= changes[i - 1].device_seq()) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "changes[", i, "].device_seq: must be greater than changes[", i - 1,
+          "].device_seq (", changes[i - 1].device_seq(), "), got ", changes[i].device_seq()));
+    }
+  }
   PushResult result;
   absl::Status s = Write([&](Database& db) -> absl::Status {
-    FS_ASSIGN_OR_RETURN(Statement * acked,
-                        db.Prepare("SELECT acked_device_seq FROM devices WHERE id = ?"));
-    acked->Bind(1, device.device_id);
-    FS_ASSIGN_OR_RETURN(bool found, acked->Step());
+    FS_ASSIGN_OR_RETURN(
+        Statement * dev,
+        db.Prepare("SELECT acked_device_seq, pulled_seq FROM devices WHERE id = ?"));
+    dev->Bind(1, device.device_id);
+    FS_ASSIGN_OR_RETURN(bool found, dev->Step());
     if (!found) return absl::NotFoundError(absl::StrCat("device ", device.device_id, " not found"));
-    int64_t last = acked->ColumnInt(0);
-    acked->Reset();
+    int64_t last = dev->ColumnInt(0);
+    const int64_t pulled_seq = dev->ColumnInt(1);
+    dev->Reset();
+    bool stream_known = true;
+    if (!device.stream_id.empty()) {
+      FS_ASSIGN_OR_RETURN(Statement * st,
+                          db.Prepare("SELECT acked_device_seq FROM device_streams "
+                                     "WHERE device_id = ? AND stream_id = ?"));
+      st->Bind(1, device.device_id);
+      st->Bind(2, device.stream_id);
+      FS_ASSIGN_OR_RETURN(stream_known, st->Step());
+      last = stream_known ? st->ColumnInt(0) : 0;
+      st->Reset();
+    }
+    const int64_t acked_before = last;
     for (size_t i = 0; i < changes.size(); ++i) {
       const v1::Change& c = changes[i];
       std::string where = absl::StrCat("changes[", i, "]");
-      if (c.device_seq() <= last) continue;  // a replay: already applied
+      const std::string received = sync::SerializeDeterministic(c);
+      if (c.device_seq() <= last) {
+        // A replay (a lost response): already applied or refused. Unless another copy of this
+        // store numbered a different change alike — then acknowledging this one would lose it.
+        FS_ASSIGN_OR_RETURN(Statement * logged,
+                            db.Prepare("SELECT op, payload FROM change_log WHERE device_id = ? "
+                                       "AND stream_id = ? AND device_seq = ?"));
+        logged->Bind(1, device.device_id);
+        logged->Bind(2, device.stream_id);
+        logged->Bind(3, c.device_seq());
+        FS_ASSIGN_OR_RETURN(bool row, logged->Step());
+        const std::string op = row ? logged->ColumnText(0) : "";
+        const bool same = !row || logged->ColumnBlob(1) == received;
+        logged->Reset();
+        if (!same && !device.stream_id.empty()) {
+          return absl::FailedPreconditionError(absl::StrCat(
+              where, ".device_seq: ", c.device_seq(), " of stream_id ", device.stream_id,
+              " already numbers another change: this store is a copy of another store of the "
+              "device (a restored backup, or one store on two phones); it must continue under "
+              "a new stream_id"));
+        }
+        if (op == "reject") {
+          FS_ASSIGN_OR_RETURN(Statement * rej,
+                              db.Prepare("SELECT code, reason FROM rejections WHERE device_id = ? "
+                                         "AND stream_id = ? AND device_seq = ?"));
+          rej->Bind(1, device.device_id);
+          rej->Bind(2, device.stream_id);
+          rej->Bind(3, c.device_seq());
+          FS_ASSIGN_OR_RETURN(bool has, rej->Step());
+          if (has) {
+            result.rejections.push_back(RejectionOf(
+                c, static_cast<absl::StatusCode>(rej->ColumnInt(0)), rej->ColumnText(1)));
+          }
+          rej->Reset();
+        }
+        continue;
+      }
       if (c.device_seq() != last + 1) {
         return absl::FailedPreconditionError(absl::StrCat(
             where, ".device_seq: expected ", last + 1, " (the server has applied up to ", last,
             "), got ", c.device_seq()));
       }
+      // Each change under its own savepoint: a refused one leaves nothing behind and the
+      // others go on.
+      const std::map<std::string, ScopeDelta> scopes_before = scope_deltas_;
+      FS_RETURN_IF_ERROR(db.Exec("SAVEPOINT push_change"));
       absl::StatusOr<sync::Change> change = FromProto(c, device.device_id);
       if (change.ok()) {
         // The skew rule (docs/SYNC.md): a clock too far ahead is taken as the server's now.
         sync::Hlc bounded = sync::BoundSkew(change->hlc, sync::SystemClockMs(),
                                             sync::kDefaultMaxFutureMs);
-        // A clamped change takes a fresh server timestamp (still the device's node), so
-        // several clamped changes of one batch keep their order.
-        change->hlc = bounded == change->hlc ? bounded : NextHlc(device.device_id);
+        if (!(bounded == change->hlc)) {
+          // A clamped change takes a fresh server timestamp (still the device's node), so
+          // several clamped changes of one batch keep their order. The log keeps the claim.
+          Log("warn", absl::StrCat("clock skew device=", device.device_id, " claimed=",
+                                   change->hlc.Encode(), " ahead_ms=",
+                                   change->hlc.wall_ms - sync::SystemClockMs()));
+          change->hlc = NextHlc(device.device_id);
+        }
         clock_.Observe(change->hlc);
       }
+      Writer writer{Actor{device.device_id, v1::ROLE_FIELD_DEVICE, device.partner_id},
+                    device.device_id, c.device_seq(), device.stream_id, &received, pulled_seq};
       absl::StatusOr<Applied> applied =
-          change.ok() ? ApplyChange(db, *change,
-                                    Writer{Actor{device.device_id}, device.device_id,
-                                           c.device_seq(), device.partner_id})
-                      : absl::StatusOr<Applied>(change.status());
-      if (!applied.ok()) {
-        return absl::Status(applied.status().code(),
-                            absl::StrCat(where, ": ", applied.status().message()));
+          change.ok() ? ApplyChange(db, *change, writer) : absl::StatusOr<Applied>(change.status());
+      if (applied.ok()) {
+        FS_RETURN_IF_ERROR(db.Exec("RELEASE push_change"));
+        result.conflicts += applied->conflicts;
+        if (!applied->review.empty()) {
+          v1::Review* r = &result.reviews.emplace_back();
+          r->set_device_seq(c.device_seq());
+          r->set_collection(c.collection());
+          r->set_doc_id(c.doc_id());
+          r->set_reason(applied->review);
+        }
+      } else {
+        scope_deltas_ = scopes_before;
+        FS_RETURN_IF_ERROR(db.Exec("ROLLBACK TO push_change"));
+        FS_RETURN_IF_ERROR(db.Exec("RELEASE push_change"));
+        if (!IsRefusal(applied.status().code())) {
+          return absl::Status(applied.status().code(),
+                              absl::StrCat(where, ": ", applied.status().message()));
+        }
+        v1::Rejection rejection = RejectionOf(c, applied.status().code(),
+                                              absl::StrCat(where, ": ",
+                                                           applied.status().message()));
+        FS_RETURN_IF_ERROR(LogRejection(db, device, c, received, rejection));
+        result.rejections.push_back(std::move(rejection));
       }
-      result.conflicts += applied->conflicts;
       last = c.device_seq();
     }
-    FS_ASSIGN_OR_RETURN(Statement * up,
-                        db.Prepare("UPDATE devices SET acked_device_seq = ? WHERE id = ?"));
-    up->Bind(1, last);
-    up->Bind(2, device.device_id);
-    FS_RETURN_IF_ERROR(up->Run());
+    if (last != acked_before || !stream_known) {
+      if (device.stream_id.empty()) {
+        FS_ASSIGN_OR_RETURN(Statement * up,
+                            db.Prepare("UPDATE devices SET acked_device_seq = ? WHERE id = ?"));
+        up->Bind(1, last);
+        up->Bind(2, device.device_id);
+        FS_RETURN_IF_ERROR(up->Run());
+      } else {
+        FS_RETURN_IF_ERROR(SetStreamAcked(db, device, last, !stream_known));
+      }
+    }
     result.acked_device_seq = last;
     return absl::OkStatus();
   });
   FS_RETURN_IF_ERROR(s);
   return result;
+}
+
+absl::Status SqliteStore::SetStreamAcked(Database& db, const DeviceWriter& device, int64_t acked,
+                                         bool is_new) {
+  if (is_new) {
+    // Each store of a device makes one stream (and one more each time it finds it is a copy):
+    // thousands mean a broken or hostile client, not a device to keep serving.
+    FS_ASSIGN_OR_RETURN(Statement * count,
+                        db.Prepare("SELECT COUNT(*) FROM device_streams WHERE device_id = ?"));
+    count->Bind(1, device.device_id);
+    FS_ASSIGN_OR_RETURN(bool row, count->Step());
+    const int64_t streams = row ? count->ColumnInt(0) : 0;
+    count->Reset();
+    if (streams >= kMaxStreamsPerDevice) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          "stream_id: device ", device.device_id, " already has ", streams,
+          " sequence spaces (stores); HQ must check it and enroll it again"));
+    }
+  }
+  FS_ASSIGN_OR_RETURN(
+      Statement * up,
+      db.Prepare("INSERT INTO device_streams(device_id, stream_id, acked_device_seq, created_at) "
+                 "VALUES(?, ?, ?, ?) ON CONFLICT(device_id, stream_id) DO UPDATE SET "
+                 "acked_device_seq = excluded.acked_device_seq"));
+  up->Bind(1, device.device_id);
+  up->Bind(2, device.stream_id);
+  up->Bind(3, acked);
+  up->Bind(4, NowMicros());
+  return up->Run();
 }
 
 absl::StatusOr<PullResult> SqliteStore::Pull(absl::string_view partner_id, int64_t after_seq,
@@ -2016,7 +2448,8 @@ absl::StatusOr<PullResult> SqliteStore::Pull(absl::string_view partner_id, int64
   return out;
 }
 
-absl::StatusOr<int64_t> SqliteStore::AckedDeviceSeq(absl::string_view device_id) {
+absl::StatusOr<int64_t> SqliteStore::AckedDeviceSeq(absl::string_view device_id,
+                                                    absl::string_view stream_id) {
   int64_t out = 0;
   FS_RETURN_IF_ERROR(Read([&](Database& db) -> absl::Status {
     FS_ASSIGN_OR_RETURN(Statement * st,
@@ -2026,19 +2459,170 @@ absl::StatusOr<int64_t> SqliteStore::AckedDeviceSeq(absl::string_view device_id)
     if (!found) return absl::NotFoundError(absl::StrCat("device ", device_id, " not found"));
     out = st->ColumnInt(0);
     st->Reset();
+    if (stream_id.empty()) return absl::OkStatus();
+    FS_ASSIGN_OR_RETURN(Statement * stream,
+                        db.Prepare("SELECT acked_device_seq FROM device_streams "
+                                   "WHERE device_id = ? AND stream_id = ?"));
+    stream->Bind(1, device_id);
+    stream->Bind(2, stream_id);
+    FS_ASSIGN_OR_RETURN(bool known, stream->Step());
+    out = known ? stream->ColumnInt(0) : 0;
+    stream->Reset();
     return absl::OkStatus();
   }));
   return out;
 }
 
-absl::Status SqliteStore::MarkSynced(absl::string_view device_id) {
+absl::StatusOr<std::vector<v1::Rejection>> SqliteStore::RejectionsAfter(
+    absl::string_view device_id, absl::string_view stream_id, int64_t after_seq) {
+  std::vector<v1::Rejection> out;
+  FS_RETURN_IF_ERROR(Read([&](Database& db) -> absl::Status {
+    FS_ASSIGN_OR_RETURN(
+        Statement * st,
+        db.Prepare("SELECT device_seq, collection, doc_id, code, reason FROM rejections "
+                   "WHERE device_id = ? AND stream_id = ? AND device_seq > ? "
+                   "ORDER BY device_seq LIMIT 1000"));
+    st->Bind(1, device_id);
+    st->Bind(2, stream_id);
+    st->Bind(3, after_seq);
+    while (true) {
+      FS_ASSIGN_OR_RETURN(bool row, st->Step());
+      if (!row) break;
+      v1::Rejection& r = out.emplace_back();
+      r.set_device_seq(st->ColumnInt(0));
+      r.set_collection(st->ColumnText(1));
+      r.set_doc_id(st->ColumnText(2));
+      r.set_code(static_cast<int32_t>(st->ColumnInt(3)));
+      r.set_reason(st->ColumnText(4));
+    }
+    return absl::OkStatus();
+  }));
+  return out;
+}
+
+absl::Status SqliteStore::MarkSynced(absl::string_view device_id, int64_t pulled_seq) {
   return Write([&](Database& db) -> absl::Status {
-    FS_ASSIGN_OR_RETURN(Statement * st,
-                        db.Prepare("UPDATE devices SET last_sync_at = ? WHERE id = ?"));
+    FS_ASSIGN_OR_RETURN(
+        Statement * st,
+        db.Prepare("UPDATE devices SET last_sync_at = ?, "
+                   "pulled_seq = CASE WHEN pulled_seq > ? THEN pulled_seq ELSE ? END WHERE id = ?"));
     st->Bind(1, NowMicros());
-    st->Bind(2, device_id);
+    st->Bind(2, pulled_seq);
+    st->Bind(3, pulled_seq);
+    st->Bind(4, device_id);
     return st->Run();
   });
+}
+
+absl::StatusOr<std::pair<int64_t, std::string>> SqliteStore::CheckAuditRows(int64_t from_seq,
+                                                                            int64_t to_seq) {
+  std::pair<int64_t, std::string> out;
+  FS_RETURN_IF_ERROR(Read([&](Database& db) -> absl::Status {
+    FS_ASSIGN_OR_RETURN(auto tx, db::Transaction::Begin(db, db::Transaction::kRead));
+    FS_ASSIGN_OR_RETURN(AuditRowsProblem problem, CheckChangeFields(db, from_seq, to_seq));
+    out = {problem.seq, std::move(problem.problem)};
+    return tx.Commit();
+  }));
+  return out;
+}
+
+// --- Rejections --------------------------------------------------------------------------------
+
+namespace {
+
+constexpr char kRejectionColumns[] =
+    "id, device_id, stream_id, device_seq, collection, doc_id, partner_id, change, code, reason, "
+    "received_at, status, resolved_by, resolved_at, resolution_note";
+
+v1::RejectedChange ReadRejection(const Statement& st) {
+  v1::RejectedChange r;
+  r.set_id(st.ColumnText(0));
+  r.set_device_id(st.ColumnText(1));
+  r.set_stream_id(st.ColumnText(2));
+  r.set_device_seq(st.ColumnInt(3));
+  r.set_collection(st.ColumnText(4));
+  r.set_doc_id(st.ColumnText(5));
+  r.set_partner_id(st.ColumnText(6));
+  r.mutable_change()->ParseFromString(st.ColumnBlob(7));
+  r.set_code(static_cast<int32_t>(st.ColumnInt(8)));
+  r.set_reason(st.ColumnText(9));
+  SetTimestamp(st.ColumnInt(10), r.mutable_received_at());
+  r.set_status(st.ColumnText(11) == "OPEN" ? v1::CONFLICT_STATUS_OPEN
+                                           : v1::CONFLICT_STATUS_RESOLVED);
+  if (!st.ColumnIsNull(12)) r.set_resolved_by(st.ColumnText(12));
+  if (!st.ColumnIsNull(13)) SetTimestamp(st.ColumnInt(13), r.mutable_resolved_at());
+  if (!st.ColumnIsNull(14)) r.set_resolution_note(st.ColumnText(14));
+  return r;
+}
+
+}  // namespace
+
+absl::StatusOr<std::vector<v1::RejectedChange>> SqliteStore::ListRejections(
+    const v1::ListRejectionsRequest& filter, const Scope& scope, const PageRequest& page) {
+  std::vector<v1::RejectedChange> out;
+  FS_RETURN_IF_ERROR(Read([&](Database& db) -> absl::Status {
+    std::string sql = absl::StrCat("SELECT ", kRejectionColumns, " FROM rejections WHERE 1 = 1");
+    std::vector<std::string> params;
+    if (filter.status() == v1::CONFLICT_STATUS_OPEN) absl::StrAppend(&sql, " AND status = 'OPEN'");
+    if (filter.status() == v1::CONFLICT_STATUS_RESOLVED) {
+      absl::StrAppend(&sql, " AND status = 'RESOLVED'");
+    }
+    if (!filter.device_id().empty()) {
+      absl::StrAppend(&sql, " AND device_id = ?");
+      params.push_back(filter.device_id());
+    }
+    if (!scope.partner_id.empty()) {
+      absl::StrAppend(&sql, " AND partner_id = ?");
+      params.push_back(scope.partner_id);
+    }
+    if (!page.after_id.empty()) {
+      absl::StrAppend(&sql, " AND id < ?");  // newest first
+      params.push_back(page.after_id);
+    }
+    absl::StrAppend(&sql, " ORDER BY id DESC LIMIT ?");
+    FS_ASSIGN_OR_RETURN(Statement * st, db.Prepare(sql));
+    int i = 1;
+    for (const std::string& p : params) st->Bind(i++, p);
+    st->Bind(i, static_cast<int64_t>(page.page_size));
+    while (true) {
+      FS_ASSIGN_OR_RETURN(bool row, st->Step());
+      if (!row) break;
+      out.push_back(ReadRejection(*st));
+    }
+    return absl::OkStatus();
+  }));
+  return out;
+}
+
+absl::StatusOr<v1::RejectedChange> SqliteStore::ResolveRejection(absl::string_view id,
+                                                                 absl::string_view note,
+                                                                 const Actor& actor) {
+  absl::StatusOr<v1::RejectedChange> out;
+  FS_RETURN_IF_ERROR(Write([&](Database& db) -> absl::Status {
+    FS_ASSIGN_OR_RETURN(
+        Statement * st,
+        db.Prepare("UPDATE rejections SET status = 'RESOLVED', resolved_by = ?, resolved_at = ?, "
+                   "resolution_note = ? WHERE id = ? AND status = 'OPEN'"));
+    st->Bind(1, actor.id);
+    st->Bind(2, NowMicros());
+    st->Bind(3, note);
+    st->Bind(4, id);
+    FS_RETURN_IF_ERROR(st->Run());
+    const bool closed = db.Changes() > 0;
+    FS_ASSIGN_OR_RETURN(
+        Statement * get,
+        db.Prepare(absl::StrCat("SELECT ", kRejectionColumns, " FROM rejections WHERE id = ?")));
+    get->Bind(1, id);
+    FS_ASSIGN_OR_RETURN(bool row, get->Step());
+    if (!row) return absl::NotFoundError(absl::StrCat("id: no rejection with id \"", id, "\""));
+    out = ReadRejection(*get);
+    get->Reset();
+    if (!closed) {
+      return absl::FailedPreconditionError(absl::StrCat("id: rejection ", id, " is already resolved"));
+    }
+    return absl::OkStatus();
+  }));
+  return out;
 }
 
 // --- Conflicts ---------------------------------------------------------------------------------
@@ -2048,7 +2632,7 @@ namespace {
 constexpr char kConflictColumns[] =
     "id, collection, doc_id, partner_id, path, winning_value, winning_hlc, winning_writer, "
     "losing_value, losing_hlc, losing_writer, seq, detected_at, status, resolved_by, "
-    "resolved_at, resolution";
+    "resolved_at, resolution, kind, reason";
 
 // A field value as JSON of the document holding only that field: {"well":{"yieldLph":1200}}.
 std::string FieldJson(absl::string_view collection, absl::string_view path,
@@ -2088,6 +2672,8 @@ v1::Conflict ReadConflict(const Statement& st) {
   v1::ConflictResolution resolution = v1::CONFLICT_RESOLUTION_UNSPECIFIED;
   if (!st.ColumnIsNull(16)) ParseShortName(st.ColumnText(16), &resolution);
   c.set_resolution(resolution);
+  c.set_kind(st.ColumnText(17) == "RULE" ? v1::CONFLICT_KIND_RULE : v1::CONFLICT_KIND_FIELD);
+  c.set_reason(st.ColumnText(18));
   return c;
 }
 
@@ -2145,14 +2731,20 @@ absl::StatusOr<v1::Conflict> SqliteStore::ResolveConflict(absl::string_view id,
   FS_RETURN_IF_ERROR(Write([&](Database& db) -> absl::Status {
     FS_ASSIGN_OR_RETURN(
         Statement * st,
-        db.Prepare("SELECT collection, doc_id, path, losing_value, status FROM conflicts "
+        db.Prepare("SELECT collection, doc_id, path, losing_value, status, kind FROM conflicts "
                    "WHERE id = ?"));
     st->Bind(1, id);
     FS_ASSIGN_OR_RETURN(bool found, st->Step());
     if (!found) return absl::NotFoundError(absl::StrCat("conflict ", id, " not found"));
     std::string collection = st->ColumnText(0), doc_id = st->ColumnText(1),
-                path = st->ColumnText(2), losing = st->ColumnBlob(3), status = st->ColumnText(4);
+                path = st->ColumnText(2), losing = st->ColumnBlob(3), status = st->ColumnText(4),
+                kind = st->ColumnText(5);
     st->Reset();
+    if (kind == "RULE" && resolution == v1::CONFLICT_RESOLUTION_TAKE_LOSER) {
+      return absl::InvalidArgumentError(
+          "resolution: a RULE conflict has no losing value; correct the document (it closes "
+          "itself once valid) or keep it as it is (KEEP_WINNER)");
+    }
     if (status != "OPEN") {
       return absl::FailedPreconditionError(absl::StrCat("id: conflict ", id, " is already resolved"));
     }
@@ -2195,6 +2787,14 @@ absl::Status SqliteStore::CreateEnrollment(absl::string_view device_id,
                                            absl::Time expires_at, const Actor& actor) {
   return Write([&](Database& db) -> absl::Status {
     int64_t now = NowMicros();
+    // One valid code per device: a new code replaces the earlier unused ones (they expire now).
+    FS_ASSIGN_OR_RETURN(Statement * old,
+                        db.Prepare("UPDATE enrollments SET expires_at = ? WHERE device_id = ? AND "
+                                   "used_at IS NULL AND expires_at > ?"));
+    old->Bind(1, now);
+    old->Bind(2, device_id);
+    old->Bind(3, now);
+    FS_RETURN_IF_ERROR(old->Run());
     FS_ASSIGN_OR_RETURN(
         Statement * st,
         db.Prepare("INSERT INTO enrollments(code_sha256, device_id, created_at, expires_at) "

@@ -73,6 +73,10 @@ class SqliteStore : public Store {
                                                     absl::string_view device_id,
                                                     const PageRequest& page) override;
   absl::StatusOr<v1::Token> RevokeToken(absl::string_view id, const Actor& actor) override;
+  absl::StatusOr<int64_t> RevokeDeviceTokens(absl::string_view device_id,
+                                             const Actor& actor) override;
+  absl::StatusOr<v1::Device> SetDeviceDisabled(absl::string_view id, bool disabled,
+                                               const Actor& actor) override;
 
   absl::StatusOr<v1::Project> CreateProject(const v1::Project& project,
                                             const Actor& actor) override;
@@ -111,8 +115,18 @@ class SqliteStore : public Store {
                                   const std::vector<v1::Change>& changes) override;
   absl::StatusOr<PullResult> Pull(absl::string_view partner_id, int64_t after_seq,
                                   int64_t fields_after_seq, int limit) override;
-  absl::StatusOr<int64_t> AckedDeviceSeq(absl::string_view device_id) override;
-  absl::Status MarkSynced(absl::string_view device_id) override;
+  absl::StatusOr<int64_t> AckedDeviceSeq(absl::string_view device_id,
+                                         absl::string_view stream_id = "") override;
+  absl::StatusOr<std::vector<v1::Rejection>> RejectionsAfter(absl::string_view device_id,
+                                                             absl::string_view stream_id,
+                                                             int64_t after_seq) override;
+  absl::Status MarkSynced(absl::string_view device_id, int64_t pulled_seq = 0) override;
+  absl::StatusOr<std::vector<v1::RejectedChange>> ListRejections(
+      const v1::ListRejectionsRequest& filter, const Scope& scope,
+      const PageRequest& page) override;
+  absl::StatusOr<v1::RejectedChange> ResolveRejection(absl::string_view id,
+                                                      absl::string_view note,
+                                                      const Actor& actor) override;
   std::string ServerHlc() override;
 
   absl::StatusOr<std::vector<v1::Conflict>> ListConflicts(const v1::ListConflictsRequest& filter,
@@ -137,6 +151,9 @@ class SqliteStore : public Store {
   absl::StatusOr<std::vector<ChangeLogEntry>> ReadChangeLog(int64_t after_seq,
                                                             int limit) override;
 
+  absl::StatusOr<std::pair<int64_t, std::string>> CheckAuditRows(int64_t from_seq,
+                                                                 int64_t to_seq) override;
+
   // Reports (sqlite_reports.cc).
   absl::StatusOr<std::unique_ptr<ReportSnapshot>> OpenReportSnapshot() override;
   absl::StatusOr<int64_t> LogExport(absl::string_view export_id, absl::string_view manifest,
@@ -158,18 +175,25 @@ class SqliteStore : public Store {
 
   // Who makes a change through the document path, and what they may touch.
   struct Writer {
+    // Who, with which role and partner (write_policy.h).
     Actor actor;
     // Set for device pushes.
     std::string device_id;
     int64_t device_seq = 0;
-    // Non-empty: only documents of this partner's projects.
-    std::string partner_id;
+    std::string stream_id = {};
+    // The change's bytes as the device sent them: the change log's payload.
+    const std::string* received = nullptr;
+    // How far the device's last complete pull reached: a field another writer changed after
+    // it is one the device had not seen when it edited.
+    int64_t pulled_seq = 0;
   };
   // Result of applying one change.
   struct Applied {
     int64_t seq = 0;
     int conflicts = 0;
     bool changed = false;
+    // Non-empty: the merged document breaks this rule and is flagged for review.
+    std::string review = {};
   };
   // The one write path of projects, sites and records: merges `change` into the document,
   // validates the result, and updates doc_fields, docs, the scope checksum, the typed tables,
@@ -184,6 +208,13 @@ class SqliteStore : public Store {
                                         const google::protobuf::Message& doc, bool must_exist,
                                         int64_t expected_version, const Actor& actor,
                                         bool deleted = false);
+  // Appends a refused change to the change log (op "reject") and the rejection log.
+  absl::Status LogRejection(db::Connection& db, const DeviceWriter& device, const v1::Change& c,
+                            const std::string& received, const v1::Rejection& rejection);
+  // Stores how far a stream is acknowledged; `is_new`: the stream has no row yet.
+  absl::Status SetStreamAcked(db::Connection& db, const DeviceWriter& device, int64_t acked,
+                              bool is_new);
+  static constexpr int64_t kMaxStreamsPerDevice = 1000;
   // Reads the last committed seq and wakes WaitForChange callers. Writer lock held.
   void PublishLastSeq();
   // The same from a reader, for commits of other fieldsyncd processes sharing the database.

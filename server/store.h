@@ -27,6 +27,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "absl/status/status.h"
@@ -40,24 +41,38 @@
 
 namespace fieldsync::server {
 
-// Who makes a change, for the audit fields and the change log.
+// Who makes a change, for the audit fields, the change log and the write policy
+// (server/write_policy.h), which the store applies to every write of a project, site or record
+// whatever route it came by.
 struct Actor {
   // User or device id; "system" for the server's own writes (demo data).
   std::string id;
+  // The role the write is made with; the server's own writes are ADMIN.
+  v1::Role role = v1::ROLE_ADMIN;
+  // Non-empty for a partner-bound writer (a field device): it may touch only that partner's
+  // documents, and another partner's document is to it as if it did not exist.
+  std::string partner_id = {};
 };
 
-// A device pushing changes: its id and the partner whose documents it may touch.
+// A device pushing changes: its id, the partner whose documents it may touch, and the
+// sequence space of the pushing store ("" is the device's legacy space).
 struct DeviceWriter {
   std::string device_id;
   std::string partner_id;
+  std::string stream_id = {};
 };
 
 // What a push did.
 struct PushResult {
-  // Highest device_seq of the device applied so far (this push and earlier ones).
+  // Highest device_seq of the stream acknowledged so far (this push and earlier ones), the
+  // refused changes included: they are kept in the rejection log.
   int64_t acked_device_seq = 0;
   // Conflicts this push created.
   int conflicts = 0;
+  // The batch's refused changes (replays of refused changes included), in device_seq order.
+  std::vector<v1::Rejection> rejections;
+  // The batch's changes applied but flagged for review (a RULE conflict).
+  std::vector<v1::Review> reviews;
 };
 
 // One page of a pull.
@@ -92,6 +107,8 @@ struct TokenRecord {
   v1::Token token;
   // Name of the user or device the token belongs to.
   std::string subject_name;
+  // The token's device is disabled (AdminService.DisableDevice).
+  bool device_disabled = false;
 };
 
 // One entry of the append-only change log.
@@ -280,6 +297,10 @@ class Store {
   virtual absl::StatusOr<v1::Device> GetDevice(absl::string_view id) = 0;
   virtual absl::StatusOr<std::vector<v1::Device>> ListDevices(absl::string_view partner_id,
                                                               const PageRequest& page) = 0;
+  // Disables (or enables) a device; idempotent, logged only when the state changes. NOT_FOUND
+  // for an unknown device.
+  virtual absl::StatusOr<v1::Device> SetDeviceDisabled(absl::string_view id, bool disabled,
+                                                       const Actor& actor) = 0;
 
   // Stores a token's metadata and the SHA-256 (hex) of its secret.
   virtual absl::StatusOr<v1::Token> CreateToken(const v1::Token& token,
@@ -293,6 +314,9 @@ class Store {
                                                             const PageRequest& page) = 0;
   // Marks a token revoked (idempotent: revoking twice keeps the first time).
   virtual absl::StatusOr<v1::Token> RevokeToken(absl::string_view id, const Actor& actor) = 0;
+  // Revokes every unrevoked token of a device (each logged); returns how many.
+  virtual absl::StatusOr<int64_t> RevokeDeviceTokens(absl::string_view device_id,
+                                                     const Actor& actor) = 0;
 
   // --- Projects, sites, records ---------------------------------------------------------------
   virtual absl::StatusOr<v1::Project> CreateProject(const v1::Project& project,
@@ -346,10 +370,16 @@ class Store {
   // of its creation.
   virtual absl::StatusOr<PullResult> Pull(absl::string_view partner_id, int64_t after_seq,
                                           int64_t fields_after_seq, int limit) = 0;
-  // Highest device_seq applied for the device (0 if none).
-  virtual absl::StatusOr<int64_t> AckedDeviceSeq(absl::string_view device_id) = 0;
-  // Records that the device finished a sync round now.
-  virtual absl::Status MarkSynced(absl::string_view device_id) = 0;
+  // Highest device_seq acknowledged (applied or refused) in the device's stream (0 if none;
+  // "" is the device's legacy stream).
+  virtual absl::StatusOr<int64_t> AckedDeviceSeq(absl::string_view device_id,
+                                                 absl::string_view stream_id = "") = 0;
+  // The refused changes of a device's stream after `after_seq`, in device_seq order.
+  virtual absl::StatusOr<std::vector<v1::Rejection>> RejectionsAfter(absl::string_view device_id,
+                                                                     absl::string_view stream_id,
+                                                                     int64_t after_seq) = 0;
+  // Records that the device finished a sync round now, its pull having reached `pulled_seq`.
+  virtual absl::Status MarkSynced(absl::string_view device_id, int64_t pulled_seq = 0) = 0;
   // A fresh timestamp of the server's hybrid logical clock, encoded.
   virtual std::string ServerHlc() = 0;
 
@@ -363,7 +393,18 @@ class Store {
                                                        v1::ConflictResolution resolution,
                                                        const Actor& actor) = 0;
 
+  // --- Rejections -----------------------------------------------------------------------------
+  // The rejection log, newest first; `scope` limits it to one partner's devices.
+  virtual absl::StatusOr<std::vector<v1::RejectedChange>> ListRejections(
+      const v1::ListRejectionsRequest& filter, const Scope& scope, const PageRequest& page) = 0;
+  // Closes an open rejection. NOT_FOUND if unknown, FAILED_PRECONDITION if already resolved.
+  virtual absl::StatusOr<v1::RejectedChange> ResolveRejection(absl::string_view id,
+                                                              absl::string_view note,
+                                                              const Actor& actor) = 0;
+
   // --- Enrollment -----------------------------------------------------------------------------
+  // Stores a new code for the device; the device's earlier unused codes expire in the same
+  // transaction (one valid code per device at a time).
   virtual absl::Status CreateEnrollment(absl::string_view device_id,
                                         absl::string_view code_sha256_hex, absl::Time expires_at,
                                         const Actor& actor) = 0;
@@ -383,14 +424,20 @@ class Store {
   virtual void WaitForChange(int64_t seq, absl::Duration timeout) = 0;
 
   // Runs `fn` in one write transaction: every write `fn` makes through this store commits
-  // together or not at all. Used for bulk loads. `fn` must not call RunInTransaction again
-  // and must make its writes on the calling thread.
+  // together or not at all. Used for bulk loads and for enrollment (code, revocations, token).
+  // `fn` must not call RunInTransaction again and must make its writes on the calling thread.
   virtual absl::Status RunInTransaction(const std::function<absl::Status()>& fn) = 0;
 
   // --- Change log -----------------------------------------------------------------------------
   // Entries with seq > after_seq, at most `limit`, in order.
   virtual absl::StatusOr<std::vector<ChangeLogEntry>> ReadChangeLog(int64_t after_seq,
                                                                     int limit) = 0;
+
+  // The first entry within [from_seq, to_seq] (to_seq 0: to the end) whose audit rows — the
+  // old values and WON/LOST/APPLIED outcomes an audit export shows, and the project — differ
+  // from a replay of the chain; {0, ""} when all agree. See sqlite_reports.h.
+  virtual absl::StatusOr<std::pair<int64_t, std::string>> CheckAuditRows(int64_t from_seq,
+                                                                         int64_t to_seq) = 0;
 
   // --- Reports --------------------------------------------------------------------------------
   // A read snapshot for one export (see ReportSnapshot). Blocks while every reader is busy.

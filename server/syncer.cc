@@ -5,6 +5,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
+#include "fieldsync/base/ids.h"
 #include "fieldsync/base/status_macros.h"
 #include "absl/time/clock.h"
 #include "fieldsync/sync/hlc.h"
@@ -22,6 +23,13 @@ absl::Status RequireDevice(const Principal& who) {
         "sync needs a device token: enroll the device (SyncService.Enroll) and use its token");
   }
   return absl::OkStatus();
+}
+
+// A stream id is a UUID the store made ("" for the legacy space of older libraries).
+absl::Status CheckStreamId(absl::string_view stream_id) {
+  if (stream_id.empty() || IsUuid(stream_id)) return absl::OkStatus();
+  return absl::InvalidArgumentError(absl::StrCat("stream_id: must be a lower-case UUID, got \"",
+                                                 stream_id.substr(0, 40), "\""));
 }
 
 }  // namespace
@@ -56,7 +64,9 @@ absl::StatusOr<v1::HandshakeResponse> Syncer::Handshake(const Principal& device,
     return absl::FailedPreconditionError(absl::StrCat(
         "protocol_version: this server speaks version 1, got ", request.protocol_version()));
   }
-  FS_ASSIGN_OR_RETURN(int64_t acked, store_.AckedDeviceSeq(device.token.device_id()));
+  FS_RETURN_IF_ERROR(CheckStreamId(request.stream_id()));
+  FS_ASSIGN_OR_RETURN(int64_t acked,
+                      store_.AckedDeviceSeq(device.token.device_id(), request.stream_id()));
   FS_ASSIGN_OR_RETURN(std::string epoch, store_.Epoch());
   v1::HandshakeResponse out;
   out.set_protocol_version(v1::PROTOCOL_VERSION_1);
@@ -68,6 +78,12 @@ absl::StatusOr<v1::HandshakeResponse> Syncer::Handshake(const Principal& device,
   out.set_max_push_changes(kMaxPushChanges);
   out.set_max_clock_skew_ms(sync::kDefaultMaxFutureMs);
   out.set_server_epoch(epoch);
+  if (request.known_acked_device_seq() < acked) {
+    FS_ASSIGN_OR_RETURN(std::vector<v1::Rejection> rejections,
+                        store_.RejectionsAfter(device.token.device_id(), request.stream_id(),
+                                               std::max<int64_t>(0, request.known_acked_device_seq())));
+    for (v1::Rejection& r : rejections) *out.add_rejections() = std::move(r);
+  }
   return out;
 }
 
@@ -78,11 +94,12 @@ absl::StatusOr<v1::PushResponse> Syncer::Push(const Principal& device,
     return absl::InvalidArgumentError(absl::StrCat("changes: at most ", kMaxPushChanges,
                                                    " per push, got ", request.changes_size()));
   }
+  FS_RETURN_IF_ERROR(CheckStreamId(request.stream_id()));
   FS_ASSIGN_OR_RETURN(DeviceRateLimiter::Slot slot, Admit(device, request.changes_size()));
   std::vector<v1::Change> changes(request.changes().begin(), request.changes().end());
   absl::Time start = absl::Now();
-  absl::StatusOr<PushResult> pushed =
-      store_.Push(DeviceWriter{device.token.device_id(), device.partner_id()}, changes);
+  absl::StatusOr<PushResult> pushed = store_.Push(
+      DeviceWriter{device.token.device_id(), device.partner_id(), request.stream_id()}, changes);
   if (!pushed.ok()) {
     Log("warn", absl::StrCat("push refused device=", device.token.device_id(), " changes=",
                              changes.size(), " code=",
@@ -92,11 +109,15 @@ absl::StatusOr<v1::PushResponse> Syncer::Push(const Principal& device,
   const PushResult& result = *pushed;
   Log("info", absl::StrCat("push device=", device.token.device_id(), " changes=", changes.size(),
                            " acked=", result.acked_device_seq, " conflicts=", result.conflicts,
-                           " in ", absl::FormatDuration(absl::Now() - start)));
+                           " refused=", result.rejections.size(), " flagged=",
+                           result.reviews.size(), " in ",
+                           absl::FormatDuration(absl::Now() - start)));
   v1::PushResponse out;
   out.set_acked_device_seq(result.acked_device_seq);
   out.set_server_hlc(store_.ServerHlc());
   out.set_conflicts(result.conflicts);
+  for (const v1::Rejection& r : result.rejections) *out.add_rejections() = r;
+  for (const v1::Review& r : result.reviews) *out.add_reviews() = r;
   return out;
 }
 
@@ -147,7 +168,7 @@ absl::Status Syncer::Pull(const Principal& device, const v1::PullRequest& reques
   }
   Log("info", absl::StrCat("pull device=", device.token.device_id(), " documents=", documents,
                            " pages=", pages, " in ", absl::FormatDuration(absl::Now() - start)));
-  return store_.MarkSynced(device.token.device_id());
+  return store_.MarkSynced(device.token.device_id(), cursor.position);
 }
 
 absl::StatusOr<DeviceRateLimiter::Slot> Syncer::Admit(const Principal& device, int64_t changes) {
@@ -156,7 +177,7 @@ absl::StatusOr<DeviceRateLimiter::Slot> Syncer::Admit(const Principal& device, i
 }
 
 absl::StatusOr<v1::EnrollResponse> Syncer::Enroll(const v1::EnrollRequest& request) {
-  absl::StatusOr<v1::EnrollResponse> enrolled = admin_.Enroll(request.code());
+  absl::StatusOr<v1::EnrollResponse> enrolled = admin_.Enroll(request.code(), request.device_id());
   // Never the code or the token: only who enrolled.
   if (enrolled.ok()) Log("info", absl::StrCat("enrolled device=", enrolled->device_id()));
   return enrolled;

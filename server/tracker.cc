@@ -282,6 +282,36 @@ absl::StatusOr<v1::Conflict> Tracker::ResolveConflict(const Principal& who,
   return store_.ResolveConflict(request.id(), request.resolution(), who.actor());
 }
 
+// --- Rejections --------------------------------------------------------------------------------
+
+absl::StatusOr<v1::ListRejectionsResponse> Tracker::ListRejections(
+    const Principal& who, v1::ListRejectionsRequest request) {
+  FS_RETURN_IF_ERROR(CheckFilterEnum("status", request.status(), v1::ConflictStatus_IsValid));
+  FS_RETURN_IF_ERROR(CheckFilterId("device_id", request.device_id()));
+  FS_ASSIGN_OR_RETURN(PageRequest page, PageFor(request.page_size(), request.page_token()));
+  if (who.partner_bound() && !who.token.device_id().empty()) {
+    // A device sees its own refused changes, whatever device it asks about.
+    request.set_device_id(who.token.device_id());
+  }
+  FS_ASSIGN_OR_RETURN(std::vector<v1::RejectedChange> rows,
+                      store_.ListRejections(request, who.scope(), page));
+  v1::ListRejectionsResponse out;
+  out.set_next_page_token(FinishPage<v1::RejectedChange>(
+      rows, page, [](const v1::RejectedChange& r) { return r.id(); }));
+  for (v1::RejectedChange& r : rows) *out.add_rejections() = std::move(r);
+  return out;
+}
+
+absl::StatusOr<v1::RejectedChange> Tracker::ResolveRejection(
+    const Principal& who, const v1::ResolveRejectionRequest& request) {
+  FS_RETURN_IF_ERROR(model::ValidateId("id", request.id(), /*allow_empty=*/false));
+  if (request.note().size() > 4000) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("note: at most 1000 characters, got ", request.note().size(), " bytes"));
+  }
+  return store_.ResolveRejection(request.id(), request.note(), who.actor());
+}
+
 // --- Live feed ---------------------------------------------------------------------------------
 
 absl::Status Tracker::WatchChanges(const Principal& who, const v1::WatchChangesRequest& request,
@@ -313,6 +343,7 @@ absl::Status Tracker::WatchChanges(const Principal& who, const v1::WatchChangesR
       if (e.collection != "project" && e.collection != "site" && e.collection != "record") {
         continue;
       }
+      if (e.op == "reject") continue;  // refused: nothing changed
       v1::ChangeEvent event;
       event.set_seq(e.seq);
       event.set_collection(e.collection);

@@ -53,6 +53,10 @@ class Tracker {
                                                           const v1::ListConflictsRequest& request);
   absl::StatusOr<v1::Conflict> ResolveConflict(const Principal& who,
                                                const v1::ResolveConflictRequest& request);
+  absl::StatusOr<v1::ListRejectionsResponse> ListRejections(const Principal& who,
+                                                            v1::ListRejectionsRequest request);
+  absl::StatusOr<v1::RejectedChange> ResolveRejection(const Principal& who,
+                                                      const v1::ResolveRejectionRequest& request);
 
   // Sends every change after request.after_seq that the caller may see and that matches the
   // filters, then waits for new ones, until `emit` returns false or `cancelled()` is true.

@@ -142,6 +142,12 @@ void HlcClock::Restore(const Hlc& last) {
   last_.node = node_;
 }
 
+void HlcClock::ResetTo(const Hlc& last) {
+  last_.wall_ms = last.wall_ms;
+  last_.counter = last.counter;
+  last_.node = node_;
+}
+
 Hlc BoundSkew(const Hlc& claimed, int64_t server_now_ms, int64_t max_future_ms) {
   if (claimed.wall_ms - server_now_ms <= max_future_ms) return claimed;
   Hlc bounded;

@@ -339,10 +339,11 @@ TEST_F(CliFieldTest, EnrollRecordOfflineThenSyncToHq) {
   r = Hq({"devices", "list"});
   ASSERT_EQ(r.exit_code, 0) << Describe(r);
   EXPECT_THAT(r.out, StartsWith("ID "));
-  EXPECT_THAT(r.out, HasSubstr("ACKED SEQ  OPEN CONFLICTS  LAST SYNC\n"));
+  EXPECT_THAT(r.out, HasSubstr("ACKED SEQ  OPEN CONFLICTS  LAST SYNC "));
+  EXPECT_THAT(r.out, HasSubstr("  STATE\n"));
   EXPECT_THAT(r.out, MatchesRegex(absl::StrCat(".*\n", device_.id(),
                                                "  Tablet 3, Kisumu team .*  1  +0  "
-                                               "20[0-9-]+T[0-9:]+Z\n")));
+                                               "20[0-9-]+T[0-9:]+Z  enabled\n")));
   auto devices = HqJson<v1::ListDevicesResponse>({"devices", "list"});
   ASSERT_THAT(devices.devices(), SizeIs(1));
   EXPECT_TRUE(devices.devices(0).has_last_sync_at());
@@ -676,6 +677,25 @@ TEST_F(CliFieldTest, EnrollmentAndCredentialErrors) {
   EXPECT_EQ(r.exit_code, 4) << Describe(r);
   EXPECT_THAT(r.err, HasSubstr("fieldsync: sync: the server refused this device's token: "));
   EXPECT_THAT(r.err, HasSubstr("\nhint: HQ may have revoked it: ask HQ for a new code"));
+
+  // ... and the same database enrolls again with a new code for its device, then syncs.
+  r = Device({"device", "enroll", "--code", EnrollmentCode(), "--server", address_});
+  ASSERT_EQ(r.exit_code, 0) << Describe(r);
+  r = Device({"sync", "--quiet"});
+  EXPECT_EQ(r.exit_code, 0) << Describe(r);
+
+  // The server moves: the database follows; a port out of range is refused before anything.
+  r = Device({"device", "set-server", "127.0.0.1:70000"});
+  EXPECT_EQ(r.exit_code, 2) << Describe(r);
+  EXPECT_THAT(r.err, HasSubstr("the port must be a number from 1 to 65535"));
+  r = Device({"device", "set-server", "127.0.0.1:1"});
+  ASSERT_EQ(r.exit_code, 0) << Describe(r);
+  EXPECT_THAT(r.out, HasSubstr("now syncs with fieldsyncd at 127.0.0.1:1"));
+  EXPECT_EQ(Field(Device({"device", "status", "--json"}).out, "server_address").string_value(),
+            "127.0.0.1:1");
+  r = Device({"device", "set-server", address_});
+  ASSERT_EQ(r.exit_code, 0) << Describe(r);
+  EXPECT_EQ(Device({"sync", "--quiet"}).exit_code, 0);
 }
 
 TEST(CliFieldTlsTest, EnrollAndSyncOverTls) {

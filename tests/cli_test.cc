@@ -396,7 +396,7 @@ TEST_F(CliTest, DevicesAndTheirTokens) {
   ASSERT_EQ(r.exit_code, 0) << Describe(r);
   EXPECT_THAT(r.out, HasSubstr("LAST SYNC"));
   EXPECT_THAT(r.out, HasSubstr("Tablet 3, Kisumu team"));
-  EXPECT_THAT(r.out, HasSubstr("never\n"));
+  EXPECT_THAT(r.out, HasSubstr("never      enabled\n"));
 
   const auto issued =
       CliJson<v1::CreateTokenResponse>({"tokens", "create", "--device", device.id()});
@@ -517,12 +517,13 @@ TEST(CliTlsTest, CaFileTrustsTheServerCertificate) {
   ASSERT_TRUE(google::protobuf::util::JsonStringToMessage(r.out, &me).ok()) << r.out;
   EXPECT_EQ(me.token().role(), v1::ROLE_ADMIN);
 
-  // Plaintext against a TLS server does not get through.
+  // Plaintext against a TLS server does not get through, and is told why.
   r = testing::RunCommand({testing::FieldsyncCliPath(), "whoami", "--server", server.address(),
                            "--token", server.admin_token()},
                           env);
   EXPECT_EQ(r.exit_code, 3) << Describe(r);
-  EXPECT_THAT(r.err, StartsWith("fieldsync: whoami: cannot reach fieldsyncd at "));
+  EXPECT_THAT(r.err, StartsWith(absl::StrCat("fieldsync: whoami: the server at ", server.address(),
+                                             " speaks TLS; connect with --ca-file FILE")));
 }
 
 }  // namespace

@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <filesystem>
 #include <map>
 #include <memory>
 #include <string>
@@ -14,6 +15,8 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "absl/time/time.h"
 #include "client_lib/local_store.h"
 #include "fieldsync/client.h"
 #include "fieldsync/sync/document.h"
@@ -22,7 +25,9 @@
 #include "fieldsync/v1/tracker.grpc.pb.h"
 #include "tests/testing/server_process.h"
 #include "tests/testing/status_matchers.h"
+#include "tests/testing/tcp_proxy.h"
 #include "tests/testing/temp_dir.h"
+#include "tests/testing/test_db.h"
 
 namespace fieldsync {
 namespace {
@@ -369,11 +374,15 @@ TEST_F(ClientSyncTest, OutboxIsKeptUntilAcknowledgedAndAReplayChangesNothing) {
   ASSERT_THAT(*changes, SizeIs(2));
   auto token = (*store)->GetState(client::kTokenKey);
   ASSERT_OK(token);
+  auto stream = (*store)->GetState(client::kStreamIdKey);
+  ASSERT_OK(stream);
 
-  // The server had applied them; the next handshake says so and nothing is pushed twice.
+  // The server had applied them. The next handshake says so; the store does not take that on
+  // trust (another copy of it could have used the numbers): it pushes them again, and the
+  // server answers the replays without applying anything twice.
   drop->store(false);
   SyncProgress p = MustSync(*a);
-  EXPECT_EQ(p.changes_pushed, 0);
+  EXPECT_EQ(p.changes_pushed, 2);
   EXPECT_EQ(Pending(*a), 0);
   EXPECT_EQ(ServerRecordCount(), 2);
   int64_t version = ServerRecord(r->id()).audit().version();
@@ -381,6 +390,7 @@ TEST_F(ClientSyncTest, OutboxIsKeptUntilAcknowledgedAndAReplayChangesNothing) {
   // A replay of the same batch is acknowledged and applies nothing.
   auto sync_stub = v1::SyncService::NewStub(channel_);
   v1::PushRequest replay;
+  replay.set_stream_id(*stream);
   for (const auto& ch : *changes) *replay.add_changes() = ch;
   v1::PushResponse response;
   grpc::Status s = sync_stub->Push(Ctx(*token).get(), replay, &response);
@@ -471,7 +481,7 @@ TEST_F(ClientSyncTest, CancelLeavesEverythingConsistent) {
   EXPECT_EQ(p.changes_pushed, 5);
 }
 
-TEST_F(ClientSyncTest, ARefusedChangeIsReportedKeptAndNotRetried) {
+TEST_F(ClientSyncTest, ARefusedChangeMovesToTheRejectionLogAndBlocksNothing) {
   auto a = Enroll(partner_.id(), "a");
   ASSERT_TRUE(a);
   MustSync(*a);
@@ -489,13 +499,137 @@ TEST_F(ClientSyncTest, ARefusedChangeIsReportedKeptAndNotRetried) {
     f->set_value("x");
     ASSERT_OK((*store)->AppendChange(bad));
   }
-  for (int i = 0; i < 2; ++i) {
-    EXPECT_THAT(a->Sync(), StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("device_seq=2")));
-    // The server refuses the batch whole; the client then pushes the good change before the
-    // bad one alone, and only the bad one (and whatever follows it) waits.
-    EXPECT_EQ(Pending(*a), 1);
+  ASSERT_OK(a->CreateRecord(Well(project_.id())));  // after the bad one
+  SyncProgress p = MustSync(*a);
+  EXPECT_EQ(p.changes_refused, 1);
+  EXPECT_EQ(Pending(*a), 0) << "a refused change must not stay in the outbox";
+  EXPECT_EQ(ServerRecordCount(), 2) << "the change after the refused one must land";
+  ASSERT_OK_AND_ASSIGN(std::vector<client::Rejection> refused, a->Rejections());
+  ASSERT_EQ(refused.size(), 1u);
+  EXPECT_EQ(refused[0].device_seq, 2);
+  EXPECT_EQ(refused[0].status, "OPEN");
+  EXPECT_EQ(refused[0].doc_id, "0190a000-0000-7000-8000-0000000000ff");
+  EXPECT_THAT(refused[0].reason, HasSubstr("no_such_field"));
+  // Nothing to resubmit that a device could write; the user gives it up.
+  EXPECT_THAT(a->ResubmitRejection(refused[0].id),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("no_such_field")));
+  ASSERT_OK(a->DismissRejection(refused[0].id));
+  ASSERT_OK_AND_ASSIGN(refused, a->Rejections());
+  EXPECT_EQ(refused[0].status, "DISMISSED");
+  // HQ has it whole.
+  v1::ListRejectionsResponse listed;
+  ASSERT_TRUE(tracker_->ListRejections(Ctx().get(), {}, &listed).ok());
+  ASSERT_EQ(listed.rejections_size(), 1);
+  EXPECT_EQ(listed.rejections(0).change().fields(0).path(), "no_such_field");
+  MustSync(*a);  // and the next sync is clean
+  EXPECT_EQ(Pending(*a), 0);
+}
+
+// A device whose clock is two days fast records a visit "today" by its clock: the server
+// refuses the future date; the user sees why, corrects the record, and resubmits.
+TEST_F(ClientSyncTest, ARefusedRecordCanBeAmendedAndResubmitted) {
+  auto clock_ms = std::make_shared<std::atomic<int64_t>>(0);
+  ClientOptions options;
+  options.physical_clock_ms = [clock_ms] { return sync::SystemClockMs() + clock_ms->load(); };
+  auto a = Enroll(partner_.id(), "a", options);
+  ASSERT_TRUE(a);
+  MustSync(*a);
+  // The clock jumps after the last handshake: the device does not know yet.
+  clock_ms->store(3 * 24 * 3600 * 1000LL);
+  v1::Record visit = Well(project_.id());
+  const std::string future = absl::FormatTime(
+      "%Y-%m-%d", absl::Now() + absl::Hours(72), absl::UTCTimeZone());
+  visit.mutable_well()->set_visit_date(future);
+  ASSERT_OK_AND_ASSIGN(v1::Record created, a->CreateRecord(visit));
+  SyncProgress p = MustSync(*a);
+  EXPECT_EQ(p.changes_refused, 1);
+  EXPECT_THAT(a->GetRecord(created.id()), StatusIs(absl::StatusCode::kNotFound, ::testing::_));
+  ASSERT_OK_AND_ASSIGN(std::vector<client::Rejection> refused, a->Rejections());
+  ASSERT_EQ(refused.size(), 1u);
+  EXPECT_THAT(refused[0].reason, HasSubstr("visit_date"));
+  // The device now knows the right time: resubmitting as it was is refused locally.
+  EXPECT_THAT(a->ResubmitRejection(refused[0].id),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("visit_date")));
+  // Amended: resubmit the record with today's date through a normal create of the same id.
+  visit.set_id(created.id());
+  visit.mutable_well()->set_visit_date(
+      absl::FormatTime("%Y-%m-%d", absl::Now(), absl::UTCTimeZone()));
+  ASSERT_OK(a->CreateRecord(visit));
+  p = MustSync(*a);
+  EXPECT_EQ(p.changes_refused, 0);
+  EXPECT_EQ(ServerRecord(created.id()).well().visit_date(), visit.well().visit_date());
+}
+
+// A restored copy of a device's store (or one store on two phones) numbers its changes like
+// the original: the server tells them apart, the copy continues in a sequence space of its
+// own, and every record of both lands.
+TEST_F(ClientSyncTest, ARestoredCopyOfAStoreLosesNothing) {
+  auto a = Enroll(partner_.id(), "a");
+  ASSERT_TRUE(a);
+  MustSync(*a);
+  ASSERT_OK(a->CreateRecord(Well(project_.id(), 1)));
+  MustSync(*a);
+  a.reset();
+  // Two copies of the same file, as a backup restored onto another phone would be.
+  std::filesystem::copy_file(dir_.File("a.db"), dir_.File("copy1.db"));
+  std::filesystem::copy_file(dir_.File("a.db"), dir_.File("copy2.db"));
+  ASSERT_OK_AND_ASSIGN(auto original, Client::Open(dir_.File("a.db")));
+  ASSERT_OK_AND_ASSIGN(auto fewer, Client::Open(dir_.File("copy1.db")));
+  ASSERT_OK_AND_ASSIGN(auto more, Client::Open(dir_.File("copy2.db")));
+  for (int i = 0; i < 2; ++i) ASSERT_OK(original->CreateRecord(Well(project_.id(), 10 + i)));
+  ASSERT_OK(fewer->CreateRecord(Well(project_.id(), 20)));
+  for (int i = 0; i < 3; ++i) ASSERT_OK(more->CreateRecord(Well(project_.id(), 30 + i)));
+  MustSync(*original);
+  MustSync(*fewer);  // wrote fewer than the server acknowledges: a new stream at the handshake
+  MustSync(*more);   // wrote more: its numbers collide, the server says so at the push
+  MustSync(*original);
+  MustSync(*fewer);
+  EXPECT_EQ(ServerRecordCount(), 1 + 2 + 1 + 3);
+  for (Client* c : {original.get(), fewer.get(), more.get()}) {
+    EXPECT_EQ(Pending(*c), 0);
+    EXPECT_EQ(Records(*c).size(), 7u);
   }
-  EXPECT_EQ(ServerRecordCount(), 1);
+  ExpectSame(*original, *more);
+}
+
+// A device whose date is set a year ahead syncs once and learns the offset. Its clock must
+// come back down: an edit it makes after that, followed by an HQ edit of the same field, must
+// lose to HQ's — the later one — when the device next syncs. (Before, the device's clock stayed
+// a year ahead, the server restamped each of its edits at arrival, and they beat HQ's.)
+TEST_F(ClientSyncTest, AClockThatRanAheadComesBackDownAfterOneSync) {
+  auto jump = std::make_shared<std::atomic<int64_t>>(0);
+  ClientOptions options;
+  options.physical_clock_ms = [jump] { return sync::SystemClockMs() + jump->load(); };
+  auto a = Enroll(partner_.id(), "a", options);
+  ASSERT_TRUE(a);
+  MustSync(*a);
+  ASSERT_OK_AND_ASSIGN(v1::Record r, a->CreateRecord(Well(project_.id())));
+  MustSync(*a);
+  jump->store(kYearMs);  // the date is set a year ahead, after the last handshake
+  r.mutable_well()->set_yield_lph(1);
+  ASSERT_OK_AND_ASSIGN(r, a->UpdateRecord(r));  // stamped a year ahead: it cannot know
+  MustSync(*a);                                  // restamped by the server; offset learned
+  r.mutable_well()->set_yield_lph(5);
+  ASSERT_OK(a->UpdateRecord(r));  // an edit after the sync, offline
+  // HQ edits the same field later.
+  v1::Record at_hq = ServerRecord(r.id());
+  at_hq.mutable_well()->set_yield_lph(2);
+  v1::UpdateRecordRequest ureq;
+  *ureq.mutable_record() = at_hq;
+  v1::Record updated;
+  ASSERT_TRUE(tracker_->UpdateRecord(Ctx().get(), ureq, &updated).ok());
+  MustSync(*a);
+  EXPECT_EQ(ServerRecord(r.id()).well().yield_lph(), 2) << "the later edit (HQ's) must win";
+  ASSERT_OK_AND_ASSIGN(v1::Record local, a->GetRecord(r.id()));
+  EXPECT_EQ(local.well().yield_lph(), 2);
+  // The device's edit was logged with the time it was made, not restamped at arrival.
+  auto rows = testing::QueryRows(
+      server_.db_path(), "SELECT hlc FROM change_log WHERE doc_id = '" + r.id() +
+                             "' AND device_id IS NOT NULL ORDER BY seq DESC LIMIT 1");
+  ASSERT_OK(rows);
+  ASSERT_OK_AND_ASSIGN(sync::Hlc last, sync::Hlc::Decode(rows->at(0).at(0).value_or("")));
+  EXPECT_LT(last.wall_ms, sync::SystemClockMs() + 60'000);
+  EXPECT_LT(last.wall_ms, updated.audit().updated_at().seconds() * 1000 + 1000);
 }
 
 TEST_F(ClientSyncTest, SyncSurvivesAServerRestart) {
@@ -549,7 +683,7 @@ TEST_F(ClientSyncTest, ADeviceEnrolledAgainContinuesItsNumberingAndLosesNothing)
   ASSERT_OK((*again)->CreateRecord(Well(project_.id(), 4321)));
   ASSERT_OK_AND_ASSIGN(auto pending, (*again)->Status());
   EXPECT_EQ(pending.pending_changes, 1);
-  EXPECT_EQ(pending.last_device_seq, 4);
+  EXPECT_EQ(pending.last_device_seq, 1);  // a new store: a sequence space of its own
   MustSync(**again);
 
   v1::ListRecordsRequest all;
@@ -559,6 +693,70 @@ TEST_F(ClientSyncTest, ADeviceEnrolledAgainContinuesItsNumberingAndLosesNothing)
   EXPECT_EQ(on_server.records_size(), 4);
   ASSERT_OK_AND_ASSIGN(auto local, (*again)->ListRecords(all));
   EXPECT_EQ(local.records_size(), 4);
+}
+
+// Stranded work: HQ revoked the device's token while it held unsent records. The same store
+// enrolls again with a new code for its device and delivers them; a code for another device is
+// refused without being used up. Then the server moves and the store follows it.
+TEST_F(ClientSyncTest, ARevokedStoreEnrollsAgainKeepingItsOutboxAndFollowsItsServer) {
+  const std::string db = dir_.File("phone.db");
+  auto phone = Enroll(partner_.id(), "phone");
+  ASSERT_TRUE(phone);
+  MustSync(*phone);
+  for (int i = 0; i < 3; ++i) ASSERT_OK(phone->CreateRecord(Well(project_.id(), 500 + i)));
+  ASSERT_OK_AND_ASSIGN(auto before, phone->Status());
+  ASSERT_EQ(before.pending_changes, 3);
+
+  v1::ListTokensRequest lreq;
+  lreq.set_device_id(before.device_id);
+  v1::ListTokensResponse tokens;
+  ASSERT_TRUE(admin_->ListTokens(Ctx().get(), lreq, &tokens).ok());
+  ASSERT_EQ(tokens.tokens_size(), 1);
+  v1::RevokeTokenRequest rreq;
+  rreq.set_id(tokens.tokens(0).id());
+  v1::Token revoked;
+  ASSERT_TRUE(admin_->RevokeToken(Ctx().get(), rreq, &revoked).ok());
+  EXPECT_THAT(phone->Sync(), StatusIs(absl::StatusCode::kUnauthenticated, HasSubstr("revoked")));
+  phone.reset();
+
+  // A code for another device: refused, and still good for its own device.
+  const std::string other_code = EnrollmentCode(partner_.id(), "other");
+  EXPECT_THAT(Client::Enroll(server_.address(), other_code, db),
+              StatusIs(absl::StatusCode::kFailedPrecondition, HasSubstr("another device")));
+  EXPECT_OK(Client::Enroll(server_.address(), other_code, dir_.File("other.db")));
+
+  // A code for this device: the store is enrolled again with everything in it.
+  v1::CreateEnrollmentRequest ereq;
+  ereq.set_device_id(before.device_id);
+  v1::CreateEnrollmentResponse code;
+  ASSERT_TRUE(admin_->CreateEnrollment(Ctx().get(), ereq, &code).ok());
+  ASSERT_OK_AND_ASSIGN(phone, Client::Enroll(server_.address(), code.code(), db));
+  ASSERT_OK_AND_ASSIGN(auto again, phone->Status());
+  EXPECT_EQ(again.device_id, before.device_id);
+  EXPECT_EQ(again.pending_changes, 3);
+  EXPECT_EQ(again.records, before.records);
+  EXPECT_EQ(MustSync(*phone).changes_pushed, 3);
+  EXPECT_EQ(ServerRecordCount(), 3);
+  // Its token works, so there is nothing to enroll again.
+  ereq.set_device_id(before.device_id);
+  ASSERT_TRUE(admin_->CreateEnrollment(Ctx().get(), ereq, &code).ok());
+  EXPECT_THAT(Client::Enroll(server_.address(), code.code(), db),
+              StatusIs(absl::StatusCode::kFailedPrecondition, HasSubstr("still works")));
+
+  // The server moves (here: behind a proxy at another port): the store follows it.
+  EXPECT_THAT(phone->SetServerAddress("127.0.0.1:70000"),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("65535")));
+  testing::TcpProxy moved(server_.address());
+  ASSERT_OK(moved.Start());
+  ASSERT_OK(phone->SetServerAddress(moved.address()));
+  ASSERT_OK(phone->CreateRecord(Well(project_.id(), 777)));
+  EXPECT_EQ(MustSync(*phone).changes_pushed, 1);
+  EXPECT_GT(moved.bytes_to_server(), 0);
+  EXPECT_EQ(ServerRecordCount(), 4);
+  phone.reset();
+  ASSERT_OK_AND_ASSIGN(phone, Client::Open(db));
+  ASSERT_OK_AND_ASSIGN(auto reopened, phone->Status());
+  EXPECT_EQ(reopened.server_address, moved.address());
 }
 
 TEST_F(ClientSyncTest, ARefusedEnrollmentLeavesNoStoreBehind) {

@@ -127,6 +127,39 @@ TEST(DeployConfigTest, CheckConfigAcceptsTheSample) {
   EXPECT_THAT(missing.err, HasSubstr("--tls-cert"));
 }
 
+TEST(DeployConfigTest, PlaintextOffLoopbackIsRefusedUnlessAllowed) {
+  TempDir dir;
+  const std::string db = dir.File("fieldsync.db");
+  for (const char* listen :
+       {"0.0.0.0:50051", "[::]:50051", "10.1.2.3:50051", "hq.example.org:50051"}) {
+    CommandResult check = Fieldsyncd({"--listen", listen, "--db", db, "--check-config"});
+    EXPECT_EQ(check.exit_code, 2) << listen << ": " << check.out;
+    EXPECT_THAT(check.out, Not(HasSubstr("configuration OK"))) << listen;
+    EXPECT_THAT(check.err, HasSubstr("plain text")) << listen;
+    EXPECT_THAT(check.err, HasSubstr("--allow-plaintext")) << listen;
+  }
+  // Starting is refused the same way, before anything is created.
+  CommandResult start = Fieldsyncd({"--listen", "0.0.0.0:0", "--db", db});
+  EXPECT_EQ(start.exit_code, 2) << start.err;
+  EXPECT_THAT(start.err, HasSubstr("plain text"));
+  EXPECT_NE(access(db.c_str(), F_OK), 0);
+
+  // Allowed explicitly: OK, but said loudly.
+  CommandResult allowed =
+      Fieldsyncd({"--listen", "0.0.0.0:50051", "--allow-plaintext", "--db", db, "--check-config"});
+  EXPECT_EQ(allowed.exit_code, 0) << allowed.err;
+  EXPECT_THAT(allowed.out, HasSubstr("configuration OK"));
+  EXPECT_THAT(allowed.out, HasSubstr("--allow-plaintext: not encrypted off this machine"));
+  EXPECT_THAT(allowed.err, HasSubstr("warning"));
+
+  // Loopback needs no TLS and gets no warning (scripts/run-demo, the tests).
+  for (const char* listen : {"127.0.0.1:50051", "localhost:50051", "[::1]:50051"}) {
+    CommandResult local = Fieldsyncd({"--listen", listen, "--db", db, "--check-config"});
+    EXPECT_EQ(local.exit_code, 0) << listen << ": " << local.err;
+    EXPECT_THAT(local.err, Not(HasSubstr("warning"))) << listen;
+  }
+}
+
 TEST(DeployConfigTest, CommandLineWinsOverTheFile) {
   TempDir dir;
   const std::string conf = dir.File("f.conf");
@@ -286,6 +319,16 @@ TEST(DeployHealthTest, ServingWithoutATokenWhileOtherCallsNeedOne) {
   // ... and so is the CLI's.
   EXPECT_EQ(Cli(server.address(), {"projects", "list"}).exit_code, 4);
 
+  // Every service the server answers has its own health status (`fieldsync health --help` gives
+  // fieldsync.v1.SyncService as the example).
+  for (const char* service :
+       {"fieldsync.v1.SyncService", "fieldsync.v1.TrackerService", "fieldsync.v1.AdminService",
+        "fieldsync.v1.ReportService", "grpc.health.v1.Health"}) {
+    CommandResult named = Cli(server.address(), {"health", "--service", service});
+    EXPECT_EQ(named.exit_code, 0) << service << ": " << named.err;
+    EXPECT_EQ(named.out, "SERVING\n") << service;
+  }
+
   // An unknown service: NOT_FOUND from the health service, exit 5.
   CommandResult unknown = Cli(server.address(), {"health", "--service", "no.such.Service"});
   EXPECT_EQ(unknown.exit_code, 5) << unknown.out << unknown.err;
@@ -328,6 +371,8 @@ TEST(DeployHealthTest, NotServingWhileDrainingAfterSigtermThenStops) {
   }
   EXPECT_EQ(health.out, "NOT_SERVING\n") << health.err;
   EXPECT_EQ(health.exit_code, 3);
+  EXPECT_EQ(Cli(server.address(), {"health", "--service", "fieldsync.v1.SyncService"}).out,
+            "NOT_SERVING\n");
   EXPECT_THAT(health.err, HasSubstr("draining"));
   EXPECT_TRUE(Alive(server.pid())) << "the server must keep serving while it drains";
   EXPECT_THAT(server.Log(), HasSubstr("health NOT_SERVING; draining for 120 s"));

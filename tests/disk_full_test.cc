@@ -30,6 +30,7 @@
 #include <cstring>
 #include <future>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
@@ -227,7 +228,9 @@ TEST_P(DiskFullTest, ServerRefusesWholeBatchesKeepsServingAndResumesWhenSpaceRet
 
   // Nothing half-applied: the server stopped exactly at a whole batch, and agrees with the
   // device about where.
-  int64_t acked = testing::QueryInt(db, "SELECT acked_device_seq FROM devices WHERE id = " + device);
+  int64_t acked = testing::QueryInt(
+      db, "SELECT COALESCE(SUM(acked_device_seq), 0) FROM device_streams WHERE device_id = " +
+              device);
   EXPECT_EQ(acked, st.acked_device_seq);
   EXPECT_GT(acked, 0) << "not even the first batch fitted: nothing to tell a whole batch by";
   EXPECT_LT(acked, st.last_device_seq) << "the failing batch was acknowledged";
@@ -335,6 +338,77 @@ TEST_P(DiskFullTest, DeviceStorageFullRefusesTheWriteKeepsEverythingAndRecovers)
                                        st.last_device_seq),
             0);
   testing::ExpectConverged(server.db_path(), partner, {device.get()});
+}
+
+// Enrollment on a full server is all or nothing: the code is used if and only if the token was
+// issued, so the device can simply enroll with the same code once space returns (before, the code
+// was marked used in one transaction and the token failed in the next: the code was burnt).
+TEST_P(DiskFullTest, EnrollmentOnAFullServerLeavesTheCodeValid) {
+  if (GetParam() == Mode::kReal) {
+    // A filled tmpfs still lets SQLite reuse its WAL file's frames after a checkpoint, so "full"
+    // is not exact there; the size cap fails every write that needs a new page.
+    GTEST_SKIP() << "the SizeCap variant covers this (a full database, exactly)";
+  }
+  testing::ServerProcess server;
+  server.UseSqlite();
+  ASSERT_OK(server.Start(dir_.path()));
+  testing::Hq hq(server.Channel(), server.admin_token());
+  const std::string partner = hq.CreatePartner("Maji Safi", {"KE"}).id();
+  std::string device_id;
+  const std::string code = hq.EnrollmentCode(partner, "phone", &device_id);
+  v1::CreateUserRequest ureq;
+  ureq.mutable_user()->set_name("filler");
+  ureq.mutable_user()->set_role(v1::ROLE_AUDITOR);
+  v1::User filler;
+  ASSERT_TRUE(hq.admin().CreateUser(hq.Ctx().get(), ureq, &filler).ok());
+
+  // Cap the database at its current size, then use up the room left inside its pages with
+  // tokens (a token row, its index entries and a change-log entry: what an enrollment writes)
+  // until twenty in a row are refused.
+  const std::string db = server.db_path();
+  kill(server.pid(), SIGKILL);
+  ASSERT_OK(server.Restart(
+      {"--max-db-mb", absl::StrCat(static_cast<double>(FileBytes(db)) / (1 << 20))}));
+  int refused_in_a_row = 0, issued = 0;
+  for (int i = 0; i < 5000 && refused_in_a_row < 20; ++i) {
+    v1::CreateTokenRequest treq;
+    treq.set_user_id(filler.id());
+    v1::CreateTokenResponse out;
+    grpc::Status s = hq.admin().CreateToken(hq.Ctx().get(), treq, &out);
+    if (s.error_code() == grpc::StatusCode::UNAVAILABLE) {
+      // The channel reconnecting to the restarted server: not an answer.
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+      continue;
+    }
+    if (s.ok()) {
+      refused_in_a_row = 0;
+      ++issued;
+    } else {
+      ASSERT_EQ(s.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED) << s.error_message();
+      ++refused_in_a_row;
+    }
+  }
+  ASSERT_EQ(refused_in_a_row, 20) << "the database never filled (" << issued << " tokens)";
+
+  absl::StatusOr<std::unique_ptr<Client>> refused =
+      Client::Enroll(server.address(), code, dir_.File("phone.db"), options_);
+  ASSERT_FALSE(refused.ok()) << "an enrollment fitted into a full database";
+  EXPECT_EQ(refused.status().code(), absl::StatusCode::kResourceExhausted) << refused.status();
+  EXPECT_THAT(std::string(refused.status().message()), HasSubstr("full")) << refused.status();
+  // Nothing of it stayed: the code is unused, the device has no token.
+  EXPECT_EQ(testing::QueryInt(db, "SELECT COUNT(*) FROM enrollments WHERE used_at IS NOT NULL"), 0);
+  EXPECT_EQ(
+      testing::QueryInt(db, "SELECT COUNT(*) FROM tokens WHERE device_id = '" + device_id + "'"),
+      0);
+
+  // Space returns: the same code enrolls the device, which then syncs.
+  kill(server.pid(), SIGKILL);
+  ASSERT_OK(server.Restart({"--max-db-mb", "1024"}));
+  ASSERT_OK_AND_ASSIGN(std::unique_ptr<Client> phone,
+                       Client::Enroll(server.address(), code, dir_.File("phone.db"), options_));
+  ASSERT_OK(phone->Sync());
+  ASSERT_OK_AND_ASSIGN(client::ClientStatus st, phone->Status());
+  EXPECT_EQ(st.device_id, device_id);
 }
 
 INSTANTIATE_TEST_SUITE_P(Modes, DiskFullTest, ::testing::Values(Mode::kReal, Mode::kCap),

@@ -243,6 +243,43 @@ TEST_F(NetworkFaultTest, EdgeLinkWithLatencySyncsEverything) {
   EXPECT_EQ(lost_or_doubled_, 0);
 }
 
+// A link that drops every ~6 KB (each connection dies after 5.5 to 6.5 KB, either way): one
+// Push of a 100-record outbox is larger than that, so it never got through, however often it
+// was retried. The client halves its batch after each cut until batches fit, and grows it again
+// after successes; the whole outbox arrives, once.
+TEST_F(NetworkFaultTest, PushBatchesShrinkToWhatALinkCutEverySixKilobytesCarries) {
+  std::unique_ptr<Device> d = NewDevice("flaky");
+  ASSERT_TRUE(d->client);
+  // Records with notes that gzip cannot shrink much (as field notes with numbers and names
+  // are): 100 of them make a Push of well over 6 KB on the wire.
+  for (int i = 0; i < 100; ++i) {
+    v1::Record r = Well(next_record_++);
+    std::string notes;
+    for (int c = 0; c < 240; ++c) notes.push_back("0123456789abcdef"[rng_() % 16]);
+    r.mutable_well()->set_notes(notes);
+    ASSERT_OK_AND_ASSIGN(v1::Record created, d->client->CreateRecord(r));
+    d->created.push_back(created.id());
+  }
+  proxy_->CutRandomly(1.0, 5500, 6500);
+  proxy_->CutAll();  // the device's open connection too: every connection from now on is cut
+  int syncs = 0;
+  int64_t acked = 0, last = 0;
+  for (; syncs < 4; ++syncs) {
+    NoteSync(*d, d->client->Sync());
+    ASSERT_OK_AND_ASSIGN(client::ClientStatus st, d->client->Status());
+    acked = st.acked_device_seq;
+    last = st.last_device_seq;
+    if (acked == last) break;
+  }
+  std::printf("cut every ~6 KB: %lld of %lld changes acknowledged after %d sync(s), %d cuts\n",
+              static_cast<long long>(acked), static_cast<long long>(last), syncs + 1,
+              proxy_->cuts());
+  EXPECT_EQ(acked, last) << "the outbox did not get through a link cut every ~6 KB";
+  EXPECT_GT(proxy_->cuts(), 0) << "the link was never cut: the test proves nothing";
+  SettleAndVerify({d.get()});
+  EXPECT_EQ(lost_or_doubled_, 0);
+}
+
 // The link dropping inside the very first bytes of a connection — the HTTP/2 client preface (24
 // bytes), the first SETTINGS frames, the first request's headers — must be recovered like any
 // other cut (this once exhausted the retry budget; docs/RELIABILITY.md).

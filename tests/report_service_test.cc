@@ -837,6 +837,21 @@ class ReportWriteTest : public ::testing::Test {
   int devices_ = 0;
 };
 
+TEST_F(ReportWriteTest, JsonlHasNullForAnUnsetBudgetAndEmptyTexts) {
+  // The fixture's project was created with no budget, donor or admin area.
+  ExportResult r = RunExport(*report_, server_.admin_token(),
+                             Request(v1::REPORT_FORMAT_JSONL, {v1::REPORT_TABLE_PROJECTS}));
+  ASSERT_TRUE(r.status.ok()) << r.status.error_message();
+  std::vector<google::protobuf::Struct> rows = ParseJsonl(r.bytes);
+  ASSERT_EQ(rows.size(), 1u) << r.bytes;
+  const auto& fields = rows[0].fields();
+  for (const char* key : {"budget", "currency", "donor", "admin_area", "iati_identifier"}) {
+    ASSERT_TRUE(fields.count(key)) << key;
+    EXPECT_TRUE(fields.at(key).has_null_value()) << key << " in " << r.bytes;
+  }
+  EXPECT_EQ(fields.at("title").string_value(), "Boreholes");
+}
+
 TEST_F(ReportWriteTest, AuditTrailReproducesEveryHashAndShowsWonAndLostMerges) {
   // Two records; on each, devices A and B edit population_served concurrently.
   v1::Record r1 = Well(100), r2 = Well(200);

@@ -28,7 +28,10 @@ namespace v1 = ::fieldsync::v1;
 class ServerTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    ASSERT_TRUE(server_.Start(dir_.path()).ok()) << server_.Log();
+    // Many bad tokens from one address on purpose: no guessing throttle here
+    // (hostile_input_test.cc tests it).
+    ASSERT_TRUE(server_.Start(dir_.path(), {"--auth-failures-per-minute", "0"}).ok())
+        << server_.Log();
     channel_ = server_.Channel();
     tracker_ = v1::TrackerService::NewStub(channel_);
     admin_ = v1::AdminService::NewStub(channel_);
@@ -245,7 +248,7 @@ TEST_F(ServerTest, EveryRpcRefusesMissingMalformedUnknownAndRevokedTokens) {
   }
   std::string unknown = "fs_" + std::string(43, 'A');
   std::vector<std::string> methods = AllMethods();
-  ASSERT_THAT(methods, SizeIs(34));
+  ASSERT_THAT(methods, SizeIs(36));
   for (const std::string& m : methods) {
     if (m == "/fieldsync.v1.SyncService/Enroll") {
       // The one public call: its enrollment code is the credential.
@@ -281,6 +284,100 @@ TEST_F(ServerTest, RevocationTakesEffectOnTheNextCall) {
   grpc::Status s = tracker_->ListProjects(Ctx(token).get(), req, &resp);
   EXPECT_EQ(s.error_code(), grpc::StatusCode::UNAUTHENTICATED);
   EXPECT_THAT(s.error_message(), HasSubstr("revoked"));
+}
+
+// A device has one live credential and one valid code at a time, and HQ can lock it out.
+TEST_F(ServerTest, EnrollmentReplacesCredentialsAndADisabledDeviceIsLockedOut) {
+  auto sync = v1::SyncService::NewStub(channel_);
+  std::string partner = CreatePartner("Maji Safi", {"KE"}).id();
+  v1::CreateDeviceRequest dreq;
+  dreq.mutable_device()->set_partner_id(partner);
+  dreq.mutable_device()->set_name("Tablet 3");
+  v1::Device device;
+  ASSERT_TRUE(admin_->CreateDevice(Ctx().get(), dreq, &device).ok());
+  auto code = [&]() {
+    v1::CreateEnrollmentRequest req;
+    req.set_device_id(device.id());
+    v1::CreateEnrollmentResponse out;
+    grpc::Status s = admin_->CreateEnrollment(Ctx().get(), req, &out);
+    EXPECT_TRUE(s.ok()) << s.error_message();
+    return out.code();
+  };
+  auto enroll = [&](const std::string& c, std::string* token) {
+    v1::EnrollRequest req;
+    req.set_code(c);
+    v1::EnrollResponse out;
+    grpc::ClientContext ctx;
+    grpc::Status s = sync->Enroll(&ctx, req, &out);
+    if (token != nullptr) *token = out.token();
+    return s;
+  };
+  auto handshake = [&](const std::string& token) {
+    v1::HandshakeRequest req;
+    req.set_protocol_version(v1::PROTOCOL_VERSION_1);
+    v1::HandshakeResponse out;
+    return sync->Handshake(Ctx(token).get(), req, &out);
+  };
+
+  // A second code makes the first one invalid.
+  const std::string first_code = code();
+  const std::string second_code = code();
+  grpc::Status s = enroll(first_code, nullptr);
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::NOT_FOUND) << s.error_message();
+  std::string old_token;
+  ASSERT_TRUE(enroll(second_code, &old_token).ok());
+  ASSERT_TRUE(handshake(old_token).ok());
+
+  // Enrolling again (a new phone) revokes the old phone's token at once.
+  std::string new_token;
+  ASSERT_TRUE(enroll(code(), &new_token).ok());
+  s = handshake(old_token);
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::UNAUTHENTICATED) << s.error_message();
+  EXPECT_THAT(s.error_message(), HasSubstr("revoked"));
+  ASSERT_TRUE(handshake(new_token).ok());
+
+  // Disabled: every call with its token is refused, saying why, and it cannot enroll (the code
+  // is not used up by the refusal) nor get a new code.
+  const std::string pending_code = code();
+  v1::DisableDeviceRequest off;
+  off.set_id(device.id());
+  v1::Device disabled;
+  ASSERT_TRUE(admin_->DisableDevice(Ctx().get(), off, &disabled).ok());
+  EXPECT_TRUE(disabled.has_disabled_at());
+  s = handshake(new_token);
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::UNAUTHENTICATED) << s.error_message();
+  EXPECT_THAT(s.error_message(), HasSubstr("disabled"));
+  v1::ListProjectsResponse projects;
+  s = tracker_->ListProjects(Ctx(new_token).get(), {}, &projects);
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::UNAUTHENTICATED) << s.error_message();
+  s = enroll(pending_code, nullptr);
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::FAILED_PRECONDITION) << s.error_message();
+  EXPECT_THAT(s.error_message(), HasSubstr("disabled"));
+  v1::CreateEnrollmentRequest creq;
+  creq.set_device_id(device.id());
+  v1::CreateEnrollmentResponse cout;
+  s = admin_->CreateEnrollment(Ctx().get(), creq, &cout);
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::FAILED_PRECONDITION) << s.error_message();
+  v1::ListDevicesRequest lreq;
+  lreq.set_partner_id(partner);
+  v1::ListDevicesResponse listed;
+  ASSERT_TRUE(admin_->ListDevices(Ctx().get(), lreq, &listed).ok());
+  ASSERT_THAT(listed.devices(), SizeIs(1));
+  EXPECT_TRUE(listed.devices(0).has_disabled_at());
+
+  // Enabled again: the token works, and the code kept while disabled still enrolls.
+  v1::EnableDeviceRequest on;
+  on.set_id(device.id());
+  v1::Device enabled;
+  ASSERT_TRUE(admin_->EnableDevice(Ctx().get(), on, &enabled).ok());
+  EXPECT_FALSE(enabled.has_disabled_at());
+  EXPECT_TRUE(handshake(new_token).ok());
+  EXPECT_TRUE(enroll(pending_code, nullptr).ok());
+  // Both changes of state are in the audit trail.
+  EXPECT_EQ(testing::QueryInt(server_.db_path(),
+                              "SELECT COUNT(*) FROM change_log WHERE collection = 'device' AND "
+                              "op IN ('disable', 'enable')"),
+            2);
 }
 
 TEST_F(ServerTest, ExpiredTokenIsRefused) {

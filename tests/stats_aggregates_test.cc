@@ -26,6 +26,7 @@
 #include "google/protobuf/util/message_differencer.h"
 #include "server/auth.h"
 #include "server/demo_data.h"
+#include "server/schema.h"
 #include "server/sqlite_store.h"
 #include "tests/testing/hq.h"
 #include "tests/testing/server_process.h"
@@ -473,17 +474,30 @@ TEST(StatsAggregatesTest, MigrationFourBackfillsAnExistingDatabase) {
                        testing::QueryRows(db.path(), "SELECT MIN(country) FROM projects"));
   country = countries[0][0].value_or("");
 
-  // Back to migration 3: no aggregate tables, no record of migration 4.
-  ASSERT_EQ(QueryInt(db.path(), "SELECT MAX(version) FROM schema_migrations"), 4);
+  // Back to migration 3: no aggregate tables, no record of migration 4 (nor of the later ones,
+  // undone too: 5 added the sequence spaces, rejections and rule conflicts, 6
+  // devices.disabled_at).
+  const int latest = LatestSchemaVersion();
+  ASSERT_EQ(QueryInt(db.path(), "SELECT MAX(version) FROM schema_migrations"), latest);
   ASSERT_GT(QueryInt(db.path(), "SELECT COUNT(*) FROM stats_cells"), 0);
+  ASSERT_OK(testing::ExecSql(
+      db.path(),
+      "DROP TABLE rejections; DROP TABLE device_streams; DROP INDEX change_log_by_stream; "
+      "ALTER TABLE change_log DROP COLUMN stream_id; "
+      "CREATE UNIQUE INDEX change_log_by_device ON change_log(device_id, device_seq) "
+      "WHERE device_id IS NOT NULL; "
+      "ALTER TABLE conflicts DROP COLUMN kind; ALTER TABLE conflicts DROP COLUMN reason; "
+      "ALTER TABLE devices DROP COLUMN pulled_seq; "
+      "DELETE FROM schema_migrations WHERE version = 5"));
   ASSERT_OK(testing::ExecSql(db.path(),
                              "DROP TABLE stats_cells; DROP TABLE stats_spend; "
                              "DROP TABLE stats_schools; "
-                             "DELETE FROM schema_migrations WHERE version = 4"));
+                             "ALTER TABLE devices DROP COLUMN disabled_at; "
+                             "DELETE FROM schema_migrations WHERE version >= 4"));
   ASSERT_EQ(QueryInt(db.path(), "SELECT MAX(version) FROM schema_migrations"), 3);
 
   ASSERT_OK_AND_ASSIGN(auto store, SqliteStore::Open({.path = db.path(), .readers = 1}));
-  EXPECT_EQ(QueryInt(db.path(), "SELECT MAX(version) FROM schema_migrations"), 4);
+  EXPECT_EQ(QueryInt(db.path(), "SELECT MAX(version) FROM schema_migrations"), latest);
   ExpectNoEmptyAggregates(db.path());
   int groups = 0;
   ExpectAggregatesMatchScan(*store, Cases(partners, country), &groups);

@@ -28,6 +28,7 @@ namespace fieldsync {
 namespace {
 
 using ::testing::HasSubstr;
+using ::testing::Not;
 namespace v1 = ::fieldsync::v1;
 
 class SyncProtocolTest : public ::testing::Test {
@@ -232,30 +233,36 @@ TEST_F(SyncProtocolTest, PushIsIdempotentAndAcknowledgesOnlyContiguousChanges) {
   EXPECT_THAT(server_.Log(), ::testing::Not(HasSubstr(device_token_)));
 }
 
-TEST_F(SyncProtocolTest, ABatchWithOneBadChangeAppliesNothing) {
+TEST_F(SyncProtocolTest, ABadChangeIsRefusedAloneAndKeptWhole) {
   v1::Record bad = Well(my_project_, 300);
   bad.mutable_well()->set_drilled_depth_m(-3);
   std::vector<v1::Change> batch = {CreateChange(device_id_, 1, Well(my_project_, 100)),
-                                   CreateChange(device_id_, 2, bad)};
-  int64_t before = Count("SELECT COUNT(*) FROM change_log");
+                                   CreateChange(device_id_, 2, bad),
+                                   CreateChange(device_id_, 3, Well(my_project_, 200))};
   v1::PushResponse resp;
   grpc::Status s = Push(batch, &resp);
-  EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
-  EXPECT_THAT(s.error_message(), HasSubstr("changes[1]"));
-  EXPECT_THAT(s.error_message(), HasSubstr("drilled_depth_m"));
-  EXPECT_EQ(Count("SELECT COUNT(*) FROM change_log"), before);
-  EXPECT_EQ(Count("SELECT COUNT(*) FROM records"), 0);
+  ASSERT_TRUE(s.ok()) << s.error_message();
+  EXPECT_EQ(resp.acked_device_seq(), 3);
+  ASSERT_EQ(resp.rejections_size(), 1);
+  EXPECT_EQ(resp.rejections(0).device_seq(), 2);
+  EXPECT_EQ(resp.rejections(0).code(), static_cast<int>(grpc::StatusCode::INVALID_ARGUMENT));
+  EXPECT_THAT(resp.rejections(0).reason(), HasSubstr("changes[1]"));
+  EXPECT_THAT(resp.rejections(0).reason(), HasSubstr("drilled_depth_m"));
+  EXPECT_EQ(Count("SELECT COUNT(*) FROM records"), 2);
+  EXPECT_EQ(Count("SELECT COUNT(*) FROM doc_fields WHERE doc_id = '" + batch[1].doc_id() + "'"), 0);
+  EXPECT_EQ(Count("SELECT COUNT(*) FROM rejections WHERE doc_id = '" + batch[1].doc_id() + "'"), 1);
 }
 
-TEST_F(SyncProtocolTest, APushTouchingAnotherPartnerIsRefusedWhole) {
+TEST_F(SyncProtocolTest, APushTouchingAnotherPartnerIsRefusedAndChangesNothingOfTheirs) {
   std::vector<v1::Change> batch = {CreateChange(device_id_, 1, Well(my_project_, 100)),
                                    CreateChange(device_id_, 2, Well(their_project_, 100))};
-  int64_t before = Count("SELECT COUNT(*) FROM change_log");
   v1::PushResponse resp;
   grpc::Status s = Push(batch, &resp);
-  EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
-  EXPECT_THAT(s.error_message(), HasSubstr("changes[1]"));
-  EXPECT_EQ(Count("SELECT COUNT(*) FROM change_log"), before);
+  ASSERT_TRUE(s.ok()) << s.error_message();
+  ASSERT_EQ(resp.rejections_size(), 1);
+  EXPECT_THAT(resp.rejections(0).reason(), HasSubstr("changes[1]: record.project_id"));
+  EXPECT_THAT(resp.rejections(0).reason(), Not(HasSubstr(theirs_)));
+  EXPECT_EQ(Count("SELECT COUNT(*) FROM records WHERE partner_id = '" + theirs_ + "'"), 0);
 
   // Editing a record HQ created in the other partner's project is refused too.
   v1::CreateRecordRequest creq;
@@ -263,7 +270,7 @@ TEST_F(SyncProtocolTest, APushTouchingAnotherPartnerIsRefusedWhole) {
   v1::Record theirs;
   ASSERT_TRUE(tracker_->CreateRecord(Admin().get(), creq, &theirs).ok());
   v1::Change edit;
-  edit.set_device_seq(1);
+  edit.set_device_seq(3);
   edit.set_collection("record");
   edit.set_doc_id(theirs.id());
   edit.set_hlc(sync::Hlc{sync::SystemClockMs(), 0, device_id_}.Encode());
@@ -273,7 +280,8 @@ TEST_F(SyncProtocolTest, APushTouchingAnotherPartnerIsRefusedWhole) {
   f->set_path("well.population_served");
   f->set_value(sync::Flatten(value).at("well.population_served"));
   s = Push({edit}, &resp);
-  EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  ASSERT_TRUE(s.ok()) << s.error_message();
+  EXPECT_EQ(resp.rejections_size(), 1);
   v1::GetRecordRequest g;
   g.set_id(theirs.id());
   v1::Record got;
@@ -301,15 +309,21 @@ TEST_F(SyncProtocolTest, MalformedChangesAreRefusedNamingTheField) {
        "fields[0]"},
       {"no fields", [](v1::Change& c) { c.clear_fields(); }, "fields"},
   };
+  int64_t seq = 0;
   for (const Case& tc : cases) {
-    v1::Change c = CreateChange(device_id_, 1, Well(my_project_, 10));
+    v1::Change c = CreateChange(device_id_, ++seq, Well(my_project_, 10));
     tc.mutate(c);
     v1::PushResponse resp;
     grpc::Status s = Push({c}, &resp);
-    EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT) << tc.name;
-    EXPECT_THAT(s.error_message(), HasSubstr(tc.fragment)) << tc.name << ": " << s.error_message();
+    ASSERT_TRUE(s.ok()) << tc.name << ": " << s.error_message();
+    ASSERT_EQ(resp.rejections_size(), 1) << tc.name;
+    EXPECT_EQ(resp.rejections(0).code(), static_cast<int>(grpc::StatusCode::INVALID_ARGUMENT))
+        << tc.name;
+    EXPECT_THAT(resp.rejections(0).reason(), HasSubstr(tc.fragment))
+        << tc.name << ": " << resp.rejections(0).reason();
   }
   EXPECT_EQ(Count("SELECT COUNT(*) FROM records"), 0);
+  EXPECT_EQ(Count("SELECT COUNT(*) FROM rejections"), seq);
   v1::PullRequest bad_cursor;
   bad_cursor.set_cursor("not-a-cursor");
   auto ctx = Ctx(device_token_);

@@ -205,9 +205,13 @@ TEST_F(TlsTest, ClientTrustingAnotherCaIsRefused) {
 }
 
 TEST_F(TlsTest, PlaintextClientOfTlsServerFails) {
+  // Told that the server speaks TLS and what to give, not "is it running?".
   CommandResult r =
       Cli({"--server", server_.address(), "--token", server_.admin_token(), "partners", "list"});
   EXPECT_EQ(r.exit_code, 3) << Describe(r);
+  EXPECT_THAT(r.err, HasSubstr(absl::StrCat("the server at ", server_.address(),
+                                            " speaks TLS; connect with --ca-file FILE")));
+  EXPECT_THAT(r.err, Not(HasSubstr("is it running")));
 
   auto admin = v1::AdminService::NewStub(server_.Channel());  // plain text
   grpc::ClientContext ctx;
@@ -221,9 +225,60 @@ TEST_F(TlsTest, PlaintextClientOfTlsServerFails) {
   v1::Partner partner = hq_->CreatePartner("Maji Safi", {"KE"});
   ClientOptions plain;
   plain.call_timeout_ms = 5000;
-  EXPECT_THAT(Client::Enroll(server_.address(), hq_->EnrollmentCode(partner.id(), "t"),
-                             dir_.File("d.db"), plain),
-              StatusIs(absl::StatusCode::kUnavailable, ::testing::_));
+  const std::string code = hq_->EnrollmentCode(partner.id(), "t");
+  EXPECT_THAT(Client::Enroll(server_.address(), code, dir_.File("d.db"), plain),
+              StatusIs(absl::StatusCode::kUnavailable, HasSubstr("speaks TLS")));
+  CommandResult enroll = Cli({"--server", server_.address(), "device", "enroll", "--code", code,
+                              "--device-db", dir_.File("cli.db")});
+  EXPECT_EQ(enroll.exit_code, 3) << Describe(enroll);
+  EXPECT_THAT(enroll.err, HasSubstr(absl::StrCat("enroll: the server at ", server_.address(),
+                                                 " speaks TLS; enroll with --ca-file FILE")));
+  // Nothing was sent in the clear: the code still enrolls, over TLS.
+  EXPECT_OK(Client::Enroll(server_.address(), code, dir_.File("d2.db"), TlsOptions(ca_pem_)));
+}
+
+// A device enrolled in plain text (a pilot before TLS) whose server later serves TLS: once it
+// has synced over TLS, its store never talks plain text again, even if something plain-text
+// answers at its server's address later (a downgrade would send its token in the clear).
+TEST(TlsUpgradeTest, AStoreThatHasSyncedOverTlsNeverFallsBackToPlainText) {
+  TempDir dir;
+  MakeCerts(dir.File("certs"), {"--dns", "localhost", "--ip", "127.0.0.1"});
+  const std::string ca_pem = ReadFile(dir.File("certs/ca.pem"));
+  const std::vector<std::string> tls = {"--tls-cert", dir.File("certs/server.pem"), "--tls-key",
+                                        dir.File("certs/server.key")};
+  ServerProcess server;
+  ASSERT_OK(server.Start(dir.path()));
+  const std::string db = dir.File("device.db");
+  ClientOptions plain;
+  plain.call_timeout_ms = 5000;
+  plain.retry.max_attempts = 2;
+  plain.retry.initial_backoff_ms = 10;
+  {
+    Hq hq(server.Channel(), server.admin_token());
+    v1::Partner partner = hq.CreatePartner("Maji Safi", {"KE"});
+    ASSERT_OK_AND_ASSIGN(
+        auto device,
+        Client::Enroll(server.address(), hq.EnrollmentCode(partner.id(), "t"), db, plain));
+    ASSERT_OK(device->Sync());
+  }
+  // Plain text is still allowed: it never saw TLS.
+  ASSERT_OK(Client::Open(db, plain));
+
+  ASSERT_OK(server.Restart(tls));
+  {
+    ASSERT_OK_AND_ASSIGN(auto device, Client::Open(db, TlsOptions(ca_pem)));
+    ASSERT_OK(device->Sync());
+  }
+  EXPECT_THAT(Client::Open(db, plain),
+              StatusIs(absl::StatusCode::kFailedPrecondition, HasSubstr("over TLS")));
+  // Even with a plain-text server answering at the address again.
+  ASSERT_OK(server.Restart(std::vector<std::string>{}));
+  EXPECT_THAT(Client::Open(db, plain),
+              StatusIs(absl::StatusCode::kFailedPrecondition, HasSubstr("over TLS")));
+  CommandResult r =
+      RunCommand({FieldsyncCliPath(), "--timeout", "10", "sync", "--device-db", db}, kCleanEnv);
+  EXPECT_EQ(r.exit_code, 5) << Describe(r);
+  EXPECT_THAT(r.err, AllOf(HasSubstr("over TLS"), HasSubstr("--ca-file")));
 }
 
 TEST_F(TlsTest, CertificateForAnotherNameFailsVerification) {

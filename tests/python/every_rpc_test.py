@@ -86,6 +86,10 @@ def main():
             code = call(admin, "CreateEnrollment", admin_pb2.CreateEnrollmentRequest(
                 device_id=device.id))
             assert len(code.code) == 24, code
+            disabled = call(admin, "DisableDevice", admin_pb2.DisableDeviceRequest(id=device.id))
+            assert disabled.HasField("disabled_at"), disabled
+            enabled = call(admin, "EnableDevice", admin_pb2.EnableDeviceRequest(id=device.id))
+            assert not enabled.HasField("disabled_at"), enabled
             issued = call(admin, "CreateToken", admin_pb2.CreateTokenRequest(user_id=user.id))
             assert issued.secret.startswith("fs_")
             assert len(call(admin, "ListTokens", admin_pb2.ListTokensRequest(
@@ -146,6 +150,14 @@ def main():
                     id=str(uuid.uuid4()),
                     resolution=tracker_pb2.CONFLICT_RESOLUTION_KEEP_WINNER))
                 raise AssertionError("resolving a missing conflict succeeded")
+            except grpc.RpcError as e:
+                assert e.code() == grpc.StatusCode.NOT_FOUND, e
+            assert len(call(tracker, "ListRejections",
+                            tracker_pb2.ListRejectionsRequest()).rejections) == 0
+            try:
+                call(tracker, "ResolveRejection", tracker_pb2.ResolveRejectionRequest(
+                    id=str(uuid.uuid4()), note="none"))
+                raise AssertionError("resolving a missing rejection succeeded")
             except grpc.RpcError as e:
                 assert e.code() == grpc.StatusCode.NOT_FOUND, e
             stream = tracker.WatchChanges(tracker_pb2.WatchChangesRequest(after_seq=0),

@@ -14,6 +14,7 @@
 #include <string>
 #include <vector>
 
+#include "absl/status/statusor.h"
 #include "fieldsync/v1/admin.grpc.pb.h"
 #include "fieldsync/v1/tracker.grpc.pb.h"
 
@@ -32,6 +33,17 @@ class Hq {
   // Registers a device of `partner_id` and returns a one-time enrollment code for it.
   std::string EnrollmentCode(const std::string& partner_id, const std::string& name,
                              std::string* device_id = nullptr);
+
+  v1::Partner GetPartner(const std::string& id);
+  v1::Project GetProject(const std::string& id);
+  // NOT_FOUND (and no test failure) when there is no such project.
+  absl::StatusOr<v1::Project> FindProject(const std::string& id);
+  v1::Project UpdateProject(const v1::Project& project);
+  v1::Site CreateSite(const std::string& project_id, const std::string& name);
+  v1::Site GetSite(const std::string& id);
+  v1::Record CreateRecord(const v1::Record& record);
+  // The bearer secret of a new user with `role`.
+  std::string TokenFor(v1::Role role);
 
   v1::TrackerService::Stub& tracker() { return *tracker_; }
   v1::AdminService::Stub& admin() { return *admin_; }

@@ -29,8 +29,12 @@
 //                       another Sync() is running.
 //   UNAVAILABLE, DEADLINE_EXCEEDED  Sync(): the server could not be reached after all retries
 //                       (also: its TLS certificate did not verify against the roots given).
+//                       A client without use_tls whose server answers TLS is told so: the
+//                       message says "speaks TLS" (Enroll() likewise).
 //   RESOURCE_EXHAUSTED  Sync(): the server's per-device rate limit still refused after all
-//                       retries; the message ends "retry after N ms".
+//                       retries (the message says "retry after N ms"); or the server could not
+//                       store the changes (its disk or database is full: "... full"), in which
+//                       case nothing was applied and the changes stay queued.
 //   UNAUTHENTICATED, PERMISSION_DENIED  Sync(): the token was revoked or is not a device's.
 //   CANCELLED           Sync() was stopped by Cancel().
 //   DATA_LOSS           Sync(): the local copy still differed from the server after a repair.
@@ -128,6 +132,12 @@ struct SyncProgress {
   // (docs/SYNC.md, "Restores").
   bool rebased = false;
   int64_t resent_documents = 0;
+  // Pushed changes the server refused: moved from the outbox to the rejection log
+  // (Client::Rejections), never blocking the changes after them.
+  int64_t changes_refused = 0;
+  // Pushed changes applied but flagged for HQ's review: the merged document breaks a rule
+  // spanning this device's edit and another writer's (each valid alone).
+  int64_t changes_flagged = 0;
 };
 
 // Called on the thread running Sync() after each step; must not call Sync() or destroy the
@@ -154,20 +164,55 @@ struct ClientStatus {
   int64_t projects = 0, sites = 0, records = 0;
 };
 
+// A change of this device the server refused (invalid, or outside the device's rights): moved
+// from the outbox to the device's rejection log with the server's reason. The server keeps it
+// too (TrackerService.ListRejections); it never blocks the changes after it.
+struct Rejection {
+  int64_t id = 0;          // local id, for ResubmitRejection / DismissRejection
+  int64_t device_seq = 0;  // the number it was pushed under
+  std::string collection;
+  std::string doc_id;
+  int code = 0;            // gRPC status code of the refusal
+  std::string reason;      // names the field: "changes[0]: record.well.yield_lph: ..."
+  int64_t rejected_at_ms = 0;
+  std::string status;      // OPEN, RESUBMITTED, DISMISSED
+  v1::Change change;       // the change as it was pushed
+};
+// Checks a server address: "HOST:PORT" or "[IPv6]:PORT" with PORT from 1 to 65535.
+// INVALID_ARGUMENT saying what is wrong otherwise ("no port", "the port must be a number from 1
+// to 65535"); the message names the address but not the caller's option, so callers prefix it
+// ("--server: ...").
+absl::Status CheckServerAddress(absl::string_view address);
+
+// Whether the server at `address` ("HOST:PORT") answers a TLS ClientHello with TLS: a probe
+// made when a plain-text connection failed, to tell "the server speaks TLS" from "the server is
+// not running". Waits at most `timeout_ms`; false when nothing answers or the answer is not TLS.
+bool ServerSpeaksTls(const std::string& address, int64_t timeout_ms);
+
 struct ClientImpl;  // internal
 
 class Client {
  public:
   // Exchanges a one-time enrollment code (from HQ's AdminService.CreateEnrollment) for this
-  // device's token and creates the local store at `db_path` holding it. FAILED_PRECONDITION if
-  // `db_path` already holds an enrolled device; the server's status (INVALID_ARGUMENT, NOT_FOUND
-  // for an unknown or used code, UNAVAILABLE...) otherwise. Not retried: a code is single-use.
+  // device's token and creates the local store at `db_path` holding it. The server's status
+  // (INVALID_ARGUMENT, NOT_FOUND for an unknown or used code, UNAVAILABLE...) on failure. Not
+  // retried: a code is single-use.
+  //
+  // Enrolling again: if `db_path` already holds an enrolled device whose token the server no
+  // longer accepts (revoked by HQ, or the device was enrolled elsewhere), a new code for the
+  // same device enrolls this store again and keeps everything in it (documents, the outbox of
+  // unsent changes, the pull cursor): only the token (and `server_address`) change. The server
+  // checks that the code is for this device without using it up otherwise
+  // (FAILED_PRECONDITION). FAILED_PRECONDITION too while the store's token still works (nothing
+  // to do), and for a store that has talked TLS with its server when `options` lacks use_tls.
   static absl::StatusOr<std::unique_ptr<Client>> Enroll(const std::string& server_address,
                                                         const std::string& code,
                                                         const std::string& db_path,
                                                         const ClientOptions& options = {});
   // Opens the store of an enrolled device. FAILED_PRECONDITION if it is not enrolled (or is
-  // from a newer library version).
+  // from a newer library version), or if it has talked TLS with its server (enrolled or synced
+  // with use_tls) and `options` lacks use_tls: a store that has seen TLS never goes back to
+  // plain text, which would send its token in the clear.
   static absl::StatusOr<std::unique_ptr<Client>> Open(const std::string& db_path,
                                                       const ClientOptions& options = {});
   ~Client();
@@ -208,14 +253,32 @@ class Client {
   // every page since the stored cursor, then compare the scope checksum with the server's (a
   // mismatch triggers one full re-pull: progress.repaired). Transient failures are retried per
   // ClientOptions::retry, resuming where they stopped. Returns the final progress (phase kDone).
-  // A change the server refuses (INVALID_ARGUMENT) stops the sync with an error naming its
-  // device_seq and document; it stays in the outbox and the changes after it wait behind it
-  // (those before it in its batch are pushed). Every state between steps is consistent:
+  // A change the server refuses never stops the sync: it moves from the outbox to the
+  // rejection log (Rejections(); progress.changes_refused) and the changes after it go on.
+  // A change applied although the merged document breaks a rule spanning another writer's
+  // edit is counted in progress.changes_flagged (HQ reviews it). Every state between steps is
+  // consistent:
   // a Sync() stopped at any point (error, Cancel(), process death) loses nothing.
   absl::StatusOr<SyncProgress> Sync(const ProgressCallback& progress = nullptr);
   // Makes the Sync() running on another thread stop soon with CANCELLED. No effect when no
   // Sync() is running. Thread-safe.
   void Cancel();
+
+  // --- Refused changes -----------------------------------------------------------------------
+  // This device's refused changes, newest first.
+  absl::StatusOr<std::vector<Rejection>> Rejections();
+  // Writes the refused change's values again as a new local edit on top of the document as it
+  // is now (after HQ fixed what it needed, or after the app amended the document with
+  // UpdateRecord/UpdateSite — then only what still differs is sent), and marks the rejection
+  // RESUBMITTED. The edit is validated like any local write. NOT_FOUND for an unknown id.
+  absl::Status ResubmitRejection(int64_t id);
+  // Marks a rejection DISMISSED (the user gave the change up). NOT_FOUND for an unknown id.
+  absl::Status DismissRejection(int64_t id);
+  // Points the store at its server's new address ("HOST:PORT", CheckServerAddress) for every
+  // later Sync(); the token, the documents and the outbox stay. The TLS rule stays too: a store
+  // that has seen TLS was opened with use_tls, and keeps using it. INVALID_ARGUMENT for a
+  // malformed address, FAILED_PRECONDITION while a Sync() runs.
+  absl::Status SetServerAddress(const std::string& address);
 
   absl::StatusOr<ClientStatus> Status();
   // Hex scope checksum of the documents as last pulled from the server (pending local edits

@@ -106,6 +106,12 @@ typedef struct fs_sync_progress {
   /* Documents this device had written and sent again because the server was restored from a
    * backup and had lost changes it acknowledged (0 otherwise; docs/SYNC.md, "Restores"). */
   int64_t resent_documents;
+  /* Local changes the server refused: moved to the rejection log (fs_rejections_json), they
+   * never hold back the changes after them. */
+  int64_t changes_refused;
+  /* Local changes applied but flagged for HQ's review: merged with another writer's edit they
+   * break a rule that spans both (each was valid alone). */
+  int64_t changes_flagged;
 } fs_sync_progress;
 
 /* Called on the thread running fs_sync() after each step, and once with FS_SYNC_DONE on
@@ -116,8 +122,12 @@ typedef void (*fs_progress_fn)(const fs_sync_progress* progress, void* ctx);
 FS_EXPORT void fs_free(void* p);
 
 /* Exchanges a one-time enrollment code (from HQ) for this device's credentials and creates the
- * store at db_path. server_address is "host:port". On failure *out is NULL and, if out_error is
- * not NULL, *out_error a message to fs_free(). */
+ * store at db_path. server_address is "host:port" ("[::1]:port" for IPv6). On failure *out is
+ * NULL and, if out_error is not NULL, *out_error a message to fs_free().
+ * Enrolling again: when db_path holds an enrolled store whose token the server refuses (HQ
+ * revoked it), a new code for the same device enrolls that store again, keeping its documents
+ * and its unsent changes; a code for another device is refused (FS_FAILED_PRECONDITION) and
+ * stays valid. A store whose token still works is not enrolled again (FS_FAILED_PRECONDITION). */
 FS_EXPORT fs_status fs_client_enroll(const char* server_address, const char* code,
                                      const char* db_path, fs_client** out, char** out_error);
 /* Opens the store of an enrolled device. Same conventions as fs_client_enroll. */
@@ -126,8 +136,9 @@ FS_EXPORT fs_status fs_client_open(const char* db_path, fs_client** out, char** 
 /* How the library connects to the server. Zero-initialise it ({0} or memset) and set what you
  * need: every zero field keeps its default. */
 typedef struct fs_connect_options {
-  /* 1: connect with TLS (production); 0: plain text (loopback and tests only). A store enrolled
-   * over TLS refuses to open without it (FS_FAILED_PRECONDITION). */
+  /* 1: connect with TLS (production); 0: plain text (loopback and tests only). A store that has
+   * enrolled or synced over TLS refuses to open without it (FS_FAILED_PRECONDITION). A plain-text
+   * client whose server speaks TLS gets FS_UNAVAILABLE with a message saying so. */
   int use_tls;
   /* PEM file of the CA certificate(s) the server's certificate must chain to (deploy/make-certs
    * writes ca.pem); NULL: the system's roots. Setting it implies use_tls. */
@@ -193,10 +204,26 @@ FS_EXPORT fs_status fs_project_list(fs_client* client, const char* filter_json, 
 FS_EXPORT fs_status fs_sync(fs_client* client, fs_progress_fn progress, void* ctx);
 /* Makes a running fs_sync() return FS_CANCELLED soon. No effect if none runs. */
 FS_EXPORT void fs_cancel_sync(fs_client* client);
+/* Points the store at its server's new address ("host:port") for every later fs_sync(); the
+ * token, documents and unsent changes stay, and so does the TLS rule (a store that has seen TLS
+ * keeps using it). FS_INVALID_ARGUMENT for a malformed address (port 1..65535), and
+ * FS_FAILED_PRECONDITION while fs_sync() runs. */
+FS_EXPORT fs_status fs_client_set_server(fs_client* client, const char* server_address);
 /* The sync state as JSON: {"deviceId", "partnerId", "serverAddress", "pendingChanges",
  * "ackedDeviceSeq", "lastDeviceSeq", "lastSyncAtMs", "cursor", "clockOffsetMs", "projects",
  * "sites", "records"}. */
 FS_EXPORT fs_status fs_status_json(fs_client* client, char** out_json, size_t* out_len);
+
+/* --- Changes the server refused ------------------------------------------------------------ */
+/* This device's refused changes, newest first: {"rejections": [{"id", "deviceSeq",
+ * "collection", "docId", "code", "reason", "rejectedAtMs", "status" (OPEN, RESUBMITTED,
+ * DISMISSED), "change" (the fieldsync.v1.Change as pushed)}]}. */
+FS_EXPORT fs_status fs_rejections_json(fs_client* client, char** out_json, size_t* out_len);
+/* Writes a refused change's values again as a new local edit on top of the document as it is
+ * now (validated like any write) and marks it RESUBMITTED. */
+FS_EXPORT fs_status fs_rejection_resubmit(fs_client* client, int64_t id);
+/* Marks a refused change DISMISSED. */
+FS_EXPORT fs_status fs_rejection_dismiss(fs_client* client, int64_t id);
 
 #ifdef __cplusplus
 } /* extern "C" */

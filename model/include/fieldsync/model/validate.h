@@ -16,21 +16,38 @@
 #ifndef FIELDSYNC_MODEL_VALIDATE_H_
 #define FIELDSYNC_MODEL_VALIDATE_H_
 
+#include <cstddef>
 #include <string>
 
 #include "absl/status/status.h"
 #include "absl/strings/string_view.h"
 #include "fieldsync/v1/admin.pb.h"
 #include "fieldsync/v1/domain.pb.h"
+#include "google/protobuf/message.h"
 
 namespace fieldsync::model {
 
+// Each validator first checks the document's size (CheckDocumentSize), then its fields.
 absl::Status ValidatePartner(const v1::Partner& partner);
 absl::Status ValidateProject(const v1::Project& project);
 absl::Status ValidateSite(const v1::Site& site);
 absl::Status ValidateRecord(const v1::Record& record);
 absl::Status ValidateUser(const v1::User& user);
 absl::Status ValidateDevice(const v1::Device& device);
+
+// Largest serialized document (a partner, project, site, record, user or device), in bytes:
+// 256 KiB. Every field is capped on its own; this also bounds unknown fields.
+inline constexpr size_t kMaxDocumentBytes = 256 * 1024;
+
+// The most entries the repeated field `field` may hold in a document, from one table in
+// validate.cc; 0 if the field has none (validate_test.cc checks that every repeated field of
+// every document has one).
+int MaxEntries(const google::protobuf::FieldDescriptor& field);
+
+// Every list in `document` within MaxEntries, and the whole within kMaxDocumentBytes;
+// otherwise INVALID_ARGUMENT "<root>.<path>: must have at most N <entries>, got M" or
+// "<root>: a document may have at most N bytes, got M". `root` names the document ("record").
+absl::Status CheckDocumentSize(const google::protobuf::Message& document, absl::string_view root);
 
 // An id field: empty is allowed only when `allow_empty` (the server will generate one);
 // otherwise it must be a canonical lower-case UUID. `path` names the field in the message.

@@ -66,6 +66,10 @@ class HlcClock {
   // Restores the last timestamp after a restart (read from durable storage). Never moves the
   // clock back: an older `last` is ignored. The node stays this clock's node.
   void Restore(const Hlc& last);
+  // Moves the clock to `last`, also backwards: only for a device that learns its clock ran
+  // far ahead (its stamps beyond the server's skew bound were never valid; see docs/SYNC.md,
+  // "Clocks in the field are wrong"). The node stays this clock's node.
+  void ResetTo(const Hlc& last);
   const Hlc& last() const { return last_; }
 
   // A correction added to the physical clock: a device learns it from the server's time at each
