@@ -333,6 +333,7 @@ CREATE INDEX rejections_by_status ON rejections(status, id);
 ALTER TABLE conflicts ADD COLUMN kind TEXT NOT NULL DEFAULT 'FIELD';
 ALTER TABLE conflicts ADD COLUMN reason TEXT NOT NULL DEFAULT '';
 ALTER TABLE devices ADD COLUMN pulled_seq INTEGER NOT NULL DEFAULT 0;
+)sql",
     // 6: a device can be disabled (AdminService.DisableDevice): while disabled_at is set, every
     // token of the device is refused and it cannot enroll.
     R"sql(
@@ -671,6 +672,7 @@ CREATE INDEX rejections_by_status ON rejections(status, id);
 ALTER TABLE conflicts ADD COLUMN kind TEXT COLLATE "C" NOT NULL DEFAULT 'FIELD';
 ALTER TABLE conflicts ADD COLUMN reason TEXT COLLATE "C" NOT NULL DEFAULT '';
 ALTER TABLE devices ADD COLUMN pulled_seq BIGINT NOT NULL DEFAULT 0;
+)sql",
     R"sql(
 ALTER TABLE devices ADD COLUMN disabled_at BIGINT;
 )sql",
