@@ -263,7 +263,9 @@ class Simulation {
   }
 
   void Setup();
-  Store* NewStore(int partner, const std::string& code, const std::string& device_id);
+  // Enrolls a new store with `code`; the enrollment's error if it fails.
+  absl::StatusOr<Store*> NewStore(int partner, const std::string& code,
+                                  const std::string& device_id);
   ClientOptions OptionsFor(Store* s);
   absl::Status Reopen(Store& s, int64_t max_store_bytes);
 
@@ -321,6 +323,7 @@ class Simulation {
   int next_well_ = 0;
   int restores_ = 0;
   int extra_stores_ = 0;
+  int next_store_ = 0;  // numbers store names (and files)
   bool server_full_ = false;
   int64_t server_full_until_ = 0;
   std::vector<std::string> server_args_ = BaseServerArgs();
@@ -352,11 +355,12 @@ ClientOptions Simulation::OptionsFor(Store* s) {
   return o;
 }
 
-Store* Simulation::NewStore(int partner, const std::string& code, const std::string& device_id) {
+absl::StatusOr<Store*> Simulation::NewStore(int partner, const std::string& code,
+                                            const std::string& device_id) {
   auto s = std::make_unique<Store>();
   s->partner = partner;
   s->device_id = device_id;
-  s->name = absl::StrCat("p", partner, "-s", stores_.size());
+  s->name = absl::StrCat("p", partner, "-s", next_store_++);
   s->path = dir_.File(s->name + ".db");
   s->link = std::make_unique<testing::TcpProxy>(server_.address());
   s->link->SetSeed(static_cast<uint32_t>(Uniform(0, 1 << 30)));
@@ -364,8 +368,7 @@ Store* Simulation::NewStore(int partner, const std::string& code, const std::str
   s->options = OptionsFor(s.get());
   absl::StatusOr<std::unique_ptr<Client>> c =
       Client::Enroll(s->link->address(), code, s->path, s->options);
-  EXPECT_OK(c) << s->name;
-  if (!c.ok()) return nullptr;
+  if (!c.ok()) return c.status();
   s->client = *std::move(c);
   stores_.push_back(std::move(s));
   return stores_.back().get();
@@ -394,8 +397,9 @@ void Simulation::Setup() {
       std::string device_id;
       std::string code =
           hq_->EnrollmentCode(partner_ids_[p], absl::StrCat("tablet ", p, d), &device_id);
-      Store* s = NewStore(p, code, device_id);
-      ASSERT_NE(s, nullptr);
+      absl::StatusOr<Store*> enrolled = NewStore(p, code, device_id);
+      ASSERT_OK(enrolled);
+      Store* s = *enrolled;
       ASSERT_OK(s->client->Sync()) << s->name << ": first sync";
     }
   }
@@ -826,11 +830,18 @@ void Simulation::ReEnrollIdentity(Store& s) {
   if (extra_stores_ >= kMaxExtraStores) return;
   // A new phone for the same device: a new store enrolled with a new code for the same
   // identity, while the old one keeps working.
-  Store* fresh = NewStore(s.partner, NewCodeFor(*hq_, s.device_id), s.device_id);
-  if (fresh == nullptr) {
-    Finding("device", absl::StrCat("re-enrolling the identity of ", s.name, " failed"));
+  absl::StatusOr<Store*> enrolled = NewStore(s.partner, NewCodeFor(*hq_, s.device_id), s.device_id);
+  if (!enrolled.ok()) {
+    // A full disk refuses an enrollment whole (and says so): not a finding.
+    if (enrolled.status().code() == absl::StatusCode::kResourceExhausted && server_full_) {
+      ++stats_["enrollments refused on a full disk"];
+    } else {
+      Finding("device", absl::StrCat("re-enrolling the identity of ", s.name, ": ",
+                                     enrolled.status().ToString()));
+    }
     return;
   }
+  Store* fresh = *enrolled;
   ++extra_stores_;
   // A fresh enrollment may carry a token the revocation did not reach.
   fresh->revoked = false;
@@ -845,7 +856,7 @@ void Simulation::CopyStore(Store& s) {
   auto copy = std::make_unique<Store>();
   copy->partner = s.partner;
   copy->device_id = s.device_id;
-  copy->name = absl::StrCat("p", s.partner, "-s", stores_.size(), "-copy-of-", s.name);
+  copy->name = absl::StrCat("p", s.partner, "-s", next_store_++, "-copy-of-", s.name);
   copy->path = dir_.File(copy->name + ".db");
   copy->link = std::make_unique<testing::TcpProxy>(server_.address());  // unused: see above
   EXPECT_OK(copy->link->Start());
