@@ -382,6 +382,17 @@ class AuditChainChecker {
                                row.new_value, "', but its payload says '", shown, "'"));
         }
       }
+      // A refused change (docs/SYNC.md) changed nothing: no old value, and what it sent is not
+      // what the field holds after it.
+      if (entry.op == "reject") {
+        if (row.outcome != "refused" || !row.old_value.empty()) {
+          Problem(seq, row.line,
+                  absl::StrCat(name, ": a refused change must show outcome 'refused' and no "
+                                     "old value, line ",
+                               row.line));
+        }
+        continue;
+      }
       std::string key = absl::StrCat(collection, "\x1f", entry.doc_id, "\x1f", row.field);
       auto it = current_.find(key);
       if (it != current_.end() && it->second.value != row.old_value) {

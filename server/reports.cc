@@ -650,6 +650,7 @@ absl::Status AuditRows(const ReportAuditEntry& a, const RowFn& write) {
         old_value = FieldValueText(e.collection, f.path(), it->second->old_value);
         outcome = it->second->outcome;
       }
+      if (e.op == "reject") outcome = "refused";  // nothing of it was applied
       FS_RETURN_IF_ERROR(emit(f.path(), old_value,
                               FieldValueText(e.collection, f.path(), f.value()), outcome, first));
       first = false;

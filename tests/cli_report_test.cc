@@ -22,6 +22,10 @@
 #include "fieldsync/v1/admin.pb.h"
 #include "fieldsync/v1/domain.pb.h"
 #include "fieldsync/v1/report.pb.h"
+#include "fieldsync/base/ids.h"
+#include "fieldsync/sync/document.h"
+#include "fieldsync/sync/hlc.h"
+#include "fieldsync/v1/sync.grpc.pb.h"
 #include "fieldsync/v1/tracker.grpc.pb.h"
 #include "google/protobuf/struct.pb.h"
 #include "google/protobuf/util/json_util.h"
@@ -396,6 +400,71 @@ TEST_F(CliReportTest, EditedChangeLogFailsAuditVerifyAndEarlierExports) {
   EXPECT_THAT(online.out,
               HasSubstr(absl::StrCat("the server's audit chain fails at entry ", target)));
   (void)manifest;
+}
+
+// A change a device pushed and the server refused is in the audit trail (op "reject", outcome
+// "refused", no old value), and the export still verifies offline: a refused value is not
+// taken for the field's value after it.
+TEST_F(CliReportTest, RefusedChangesAppearInTheAuditTrailAndVerify) {
+  testing::Hq hq(server_.Channel(), server_.admin_token());
+  std::string device_id;
+  v1::EnrollRequest ereq;
+  ereq.set_code(hq.EnrollmentCode(partner_.id(), "Tab", &device_id));
+  auto sync = v1::SyncService::NewStub(server_.Channel());
+  v1::EnrollResponse enrolled;
+  grpc::ClientContext ectx;
+  ASSERT_TRUE(sync->Enroll(&ectx, ereq, &enrolled).ok());
+  v1::Record r;
+  r.set_id(NewUuidV7());
+  r.set_project_id(project_.id());
+  v1::WellRecord* w = r.mutable_well();
+  w->set_drilled_depth_m(60);
+  w->set_static_water_level_m(12);
+  w->set_water_source(v1::WATER_SOURCE_BOREHOLE);
+  w->set_extraction(v1::EXTRACTION_TECHNOLOGY_HAND_PUMP);
+  w->set_functional_status(v1::FUNCTIONAL_STATUS_FUNCTIONAL);
+  w->set_visit_date("2026-05-02");
+  v1::PushRequest push;
+  push.set_stream_id(NewUuidV7());
+  int64_t seq = 0;
+  auto add = [&](const sync::FieldValues& fields) {
+    v1::Change* c = push.add_changes();
+    c->set_device_seq(++seq);
+    c->set_collection("record");
+    c->set_doc_id(r.id());
+    c->set_hlc(sync::Hlc{sync::SystemClockMs(), static_cast<uint32_t>(seq), device_id}.Encode());
+    for (const auto& [path, value] : fields) {
+      v1::FieldChange* f = c->add_fields();
+      f->set_path(path);
+      f->set_value(value);
+    }
+  };
+  add(sync::Flatten(r));
+  v1::Record deeper;
+  deeper.mutable_well()->set_static_water_level_m(90);  // below the bottom of the well
+  add(sync::Flatten(deeper));
+  v1::Record yield;
+  yield.mutable_well()->set_yield_lph(700);
+  add(sync::Flatten(yield));
+  grpc::ClientContext pctx;
+  testing::AddBearer(pctx, enrolled.token());
+  v1::PushResponse pushed;
+  ASSERT_TRUE(sync->Push(&pctx, push, &pushed).ok());
+  ASSERT_EQ(pushed.rejections_size(), 1);
+
+  for (const std::string format : {"csv", "jsonl"}) {
+    const std::string file = dir_.File("audit." + format);
+    Export(file, {"--table", "audit_trail", "--format", format});
+    std::ifstream in(file);
+    std::stringstream text;
+    text << in.rdbuf();
+    EXPECT_THAT(text.str(), HasSubstr("reject")) << format;
+    EXPECT_THAT(text.str(), HasSubstr("refused")) << format;
+    CommandResult verified = Offline({"report", "verify", file});
+    EXPECT_EQ(verified.exit_code, 0) << Describe(verified);
+  }
+  CommandResult chain = Cli({"audit", "verify"});
+  EXPECT_EQ(chain.exit_code, 0) << Describe(chain);
 }
 
 TEST_F(CliReportTest, DevicesCannotExportAuditorsCannotWrite) {
