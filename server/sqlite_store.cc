@@ -2330,12 +2330,15 @@ absl::StatusOr<PushResult> SqliteStore::Push(const DeviceWriter& device,
         }
       } else {
         scope_deltas_ = scopes_before;
-        FS_RETURN_IF_ERROR(db.Exec("ROLLBACK TO push_change"));
-        FS_RETURN_IF_ERROR(db.Exec("RELEASE push_change"));
         if (!IsRefusal(applied.status().code())) {
+          // Not a refusal: the whole write fails (the group commit undoes it). SQLITE_FULL may
+          // already have rolled the transaction back, savepoint and all, so ROLLBACK TO would
+          // fail and its "no such savepoint" replace the RESOURCE_EXHAUSTED the device retries.
           return absl::Status(applied.status().code(),
                               absl::StrCat(where, ": ", applied.status().message()));
         }
+        FS_RETURN_IF_ERROR(db.Exec("ROLLBACK TO push_change"));
+        FS_RETURN_IF_ERROR(db.Exec("RELEASE push_change"));
         v1::Rejection rejection = RejectionOf(c, applied.status().code(),
                                               absl::StrCat(where, ": ",
                                                            applied.status().message()));
