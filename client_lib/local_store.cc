@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <iterator>
+#include <limits>
 #include <map>
 #include <optional>
 #include <set>
@@ -663,27 +664,15 @@ absl::StatusOr<int64_t> LocalStore::CountOutboxAfter(int64_t after_seq) {
 absl::StatusOr<int64_t> LocalStore::RestampAhead(int64_t limit_wall_ms,
                                                  const std::function<sync::Hlc()>& next) {
   FS_ASSIGN_OR_RETURN(int64_t acked, GetStateInt(kAckedSeqKey));
-  FS_ASSIGN_OR_RETURN(Statement * q, db_->Prepare("SELECT device_seq, change FROM outbox "
-                                                  "WHERE device_seq > ?1 ORDER BY device_seq"));
-  q->Bind(1, acked);
-  std::vector<std::pair<int64_t, v1::Change>> entries;
-  while (true) {
-    FS_ASSIGN_OR_RETURN(bool row, q->Step());
-    if (!row) break;
-    v1::Change change;
-    if (!change.ParseFromString(q->ColumnBlob(1))) {
-      q->Reset();
-      return absl::DataLossError(absl::StrCat("outbox entry ", q->ColumnInt(0), " does not parse"));
-    }
-    entries.emplace_back(q->ColumnInt(0), std::move(change));
-  }
-  q->Reset();
+  // Each entry's change carries its own device_seq, the outbox key.
+  FS_ASSIGN_OR_RETURN(std::vector<v1::Change> entries,
+                      OutboxAfter(acked, std::numeric_limits<int>::max()));
   std::map<std::string, std::string> renamed;  // old encoded stamp -> new
   FS_ASSIGN_OR_RETURN(Statement * up,
                       db_->Prepare("UPDATE outbox SET change = ?1 WHERE device_seq = ?2"));
   int64_t restamped = 0;
   std::set<std::pair<std::string, std::string>> touched;
-  for (auto& [seq, change] : entries) {
+  for (v1::Change& change : entries) {
     bool changed = false;
     absl::StatusOr<sync::Hlc> hlc = sync::Hlc::Decode(change.hlc());
     if (hlc.ok() && hlc->wall_ms > limit_wall_ms) {
@@ -703,7 +692,7 @@ absl::StatusOr<int64_t> LocalStore::RestampAhead(int64_t limit_wall_ms,
     if (!changed) continue;
     up->Reset();
     up->BindBlob(1, sync::SerializeDeterministic(change));
-    up->Bind(2, seq);
+    up->Bind(2, change.device_seq());
     FS_RETURN_IF_ERROR(up->Run());
     touched.emplace(change.collection(), change.doc_id());
   }
@@ -727,27 +716,15 @@ absl::StatusOr<int64_t> LocalStore::SwitchStream() {
   FS_ASSIGN_OR_RETURN(Statement * drop, db_->Prepare("DELETE FROM outbox WHERE device_seq <= ?1"));
   drop->Bind(1, acked);
   FS_RETURN_IF_ERROR(drop->Run());
-  FS_ASSIGN_OR_RETURN(Statement * pending,
-                      db_->Prepare("SELECT device_seq, change FROM outbox ORDER BY device_seq"));
-  std::vector<std::pair<int64_t, v1::Change>> entries;
-  while (true) {
-    FS_ASSIGN_OR_RETURN(bool row, pending->Step());
-    if (!row) break;
-    v1::Change change;
-    if (!change.ParseFromString(pending->ColumnBlob(1))) {
-      pending->Reset();
-      return absl::DataLossError(
-          absl::StrCat("outbox entry ", pending->ColumnInt(0), " does not parse"));
-    }
-    entries.emplace_back(pending->ColumnInt(0), std::move(change));
-  }
-  pending->Reset();
+  FS_ASSIGN_OR_RETURN(std::vector<v1::Change> entries,
+                      OutboxAfter(acked, std::numeric_limits<int>::max()));
   // Ascending order and new numbers below the old ones: no update meets a number still taken.
   FS_ASSIGN_OR_RETURN(
       Statement * renumber,
       db_->Prepare("UPDATE outbox SET device_seq = ?1, change = ?2 WHERE device_seq = ?3"));
   int64_t seq = 0;
-  for (auto& [old_seq, change] : entries) {
+  for (v1::Change& change : entries) {
+    const int64_t old_seq = change.device_seq();
     change.set_device_seq(++seq);
     renumber->Reset();
     renumber->Bind(1, seq);
